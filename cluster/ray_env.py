@@ -1,0 +1,63 @@
+"""Environment for every Ray process we start, and the Serve application graph with its options."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from cluster.settings import Settings
+from gateway.metrics import metrics_env
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def ray_env(settings: Settings) -> dict[str, str]:
+    """Variables for `ray start` / a local `ray.init`: loopback only, no usage stats, Serve throughput mode."""
+    env = {
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_DEDUP_LOGS": "1",
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p),
+    }
+    if settings.throughput_mode:
+        env["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
+        env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
+    return env
+
+
+def actor_runtime_env(settings: Settings) -> dict[str, Any]:
+    """runtime_env for our actors and replicas: the shared metrics directory."""
+    return {"env_vars": metrics_env(settings.state_dir)}
+
+
+def build_app(settings: Settings):
+    """The Serve application: the ingress and what it composes."""
+    from ray import serve
+
+    from deployments.ingress import Ingress
+
+    ingress = serve.deployment(
+        Ingress,
+        name="Ingress",
+        max_ongoing_requests=settings.max_ongoing_requests,
+        autoscaling_config={
+            "min_replicas": settings.ingress_replicas_min,
+            "max_replicas": settings.ingress_replicas_max,
+            "target_ongoing_requests": max(8, settings.max_ongoing_requests // 4),
+            "upscale_delay_s": 10,
+            "downscale_delay_s": 120,
+        },
+        ray_actor_options={"num_cpus": 0, "runtime_env": actor_runtime_env(settings)},
+        health_check_period_s=10,
+        graceful_shutdown_timeout_s=5,
+    )
+    return ingress.bind(settings, {})
+
+
+def deploy(settings: Settings, name: str = "gpubroker", route_prefix: str = "/", app=None) -> None:
+    """Start Serve's HTTP proxy on the configured address (if needed) and deploy the application."""
+    from ray import serve
+
+    serve.start(http_options={"host": settings.http_host, "port": settings.http_port}, detached=True)
+    serve.run(app if app is not None else build_app(settings), name=name, route_prefix=route_prefix, blocking=False)

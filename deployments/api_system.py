@@ -1,0 +1,35 @@
+"""Liveness, readiness and metrics routes."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from gateway.metrics import render
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/health", summary="Liveness: the process answers")
+async def health() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/ready", summary="Readiness: PostgreSQL, Redis and NATS each checked")
+async def ready(request: Request) -> JSONResponse:
+    runtime = request.app.state.runtime
+    checks = await runtime.check()
+    deps = {c.name: c.as_dict() for c in checks}
+    down = [c.name for c in checks if not c.ok]
+    if down:
+        from gateway.http import error_body
+
+        body = error_body(503, f"not ready: {', '.join(down)} down", "unavailable",
+                          details={"down": down, "dependencies": deps})
+        return JSONResponse(body, status_code=503)
+    return JSONResponse({"status": "ready", "dependencies": deps})
+
+
+@router.get("/metrics", summary="Prometheus exposition across all replicas", response_class=Response)
+async def metrics() -> Response:
+    body, ctype = render()
+    return Response(body, media_type=ctype)

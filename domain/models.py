@@ -1,0 +1,230 @@
+"""The data model of the specification (SRS 3.4 / 3.8), one pydantic family shared by API, actors and storage."""
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+
+class Role(str, enum.Enum):
+    admin = "admin"
+    manager = "manager"
+    user = "user"
+    auditor = "auditor"
+
+
+class Plan(str, enum.Enum):
+    free = "free"
+    pro = "pro"
+    enterprise = "enterprise"
+
+
+class Pricing(str, enum.Enum):
+    on_demand = "on_demand"
+    spot = "spot"
+    interruptible = "interruptible"
+
+
+class Availability(str, enum.Enum):
+    up = "up"
+    degraded = "degraded"
+    down = "down"
+
+
+class ProviderStatus(str, enum.Enum):
+    ok = "ok"
+    degraded = "degraded"
+    down = "down"
+
+
+class BookingState(str, enum.Enum):
+    draft = "Draft"
+    pending_provision = "PendingProvision"
+    active = "Active"
+    completed = "Completed"
+    failed = "Failed"
+    cancelled = "Cancelled"
+
+
+class InvoiceStatus(str, enum.Enum):
+    draft = "draft"
+    final = "final"
+    paid = "paid"
+    void = "void"
+
+
+class Tenant(_Model):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    name: str = Field(min_length=1, max_length=200)
+    plan: Plan = Plan.free
+    rate_limit_rps: float = Field(default=100.0, gt=0)
+    burst: int = Field(default=200, ge=1)
+    seats: int = Field(default=5, ge=1)
+    ws_limit: int = Field(default=10, ge=0)
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class User(_Model):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    tenant_id: uuid.UUID
+    email: str = Field(min_length=3, max_length=320)
+    password_hash: str
+    role: Role = Role.user
+    mfa_enabled: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Provider(_Model):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")
+    name: str
+    api_endpoint: str | None = None
+    status: ProviderStatus = ProviderStatus.ok
+    regions: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+
+
+class Offer(_Model):
+    """A normalized GPU/AI instance SKU (SRS GPU_Offer plus the fields the marketplace filters on).
+
+    `price_per_hour` is always the whole instance per hour in `currency`; `price_per_gpu_hour` is derived.
+    """
+
+    id: uuid.UUID | None = None
+    provider: str = Field(min_length=1, max_length=64)
+    external_id: str = Field(min_length=1, max_length=512)
+    name: str = Field(min_length=1, max_length=512)
+    gpu_type: str = Field(min_length=1, max_length=64)
+    gpu_vendor: str | None = None
+    gpu_count: float = Field(gt=0, le=64)
+    gpu_memory_gb: float | None = Field(default=None, ge=0)
+    form_factor: str | None = None
+    vcpu: float | None = Field(default=None, ge=0)
+    memory_gb: float | None = Field(default=None, ge=0)
+    storage_gb: float | None = Field(default=None, ge=0)
+    price_per_hour: Decimal = Field(gt=0, max_digits=14, decimal_places=6)
+    price_per_gpu_hour: Decimal | None = None
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    pricing: Pricing = Pricing.on_demand
+    region: str = Field(min_length=1, max_length=128)
+    country: str | None = Field(default=None, max_length=2)
+    continent: str | None = Field(default=None, max_length=2)
+    availability: Availability = Availability.up
+    tags: list[str] = Field(default_factory=list)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    last_updated: datetime = Field(default_factory=utcnow)
+
+    @field_validator("price_per_hour", mode="before")
+    @classmethod
+    def _round_price(cls, v: Any) -> Any:
+        if isinstance(v, float):
+            return Decimal(repr(v)).quantize(Decimal("0.000001"))
+        if isinstance(v, Decimal):
+            return v.quantize(Decimal("0.000001"))
+        return v
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.price_per_gpu_hour is None:
+            per_gpu = (self.price_per_hour / Decimal(str(self.gpu_count))).quantize(Decimal("0.000001"))
+            object.__setattr__(self, "price_per_gpu_hour", per_gpu)
+
+
+class PriceHistory(_Model):
+    id: int | None = None
+    offer_id: uuid.UUID
+    price_per_hour: Decimal
+    availability: Availability
+    recorded_at: datetime = Field(default_factory=utcnow)
+
+
+class PriceUpdate(_Model):
+    """A price delta as published on NATS `prices.<provider>.<gpu_type>` (schema version 1)."""
+
+    version: int = 1
+    offer_id: uuid.UUID
+    external_id: str
+    provider: str
+    gpu_type: str
+    region: str
+    pricing: Pricing = Pricing.on_demand
+    old_price: Decimal | None
+    new_price: Decimal
+    availability: Availability
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class Booking(_Model):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    offer_id: uuid.UUID
+    start_time: datetime
+    end_time: datetime
+    status: BookingState = BookingState.draft
+    external_booking_id: str | None = None
+    cost_estimate: Decimal | None = None
+    cost_actual: Decimal | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class UsageEvent(_Model):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    booking_id: uuid.UUID
+    ts: datetime = Field(default_factory=utcnow)
+    cost_amount: Decimal
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+
+
+class Invoice(_Model):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    tenant_id: uuid.UUID
+    period_start: datetime
+    period_end: datetime
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    subtotal: Decimal = Decimal("0")
+    tax: Decimal = Decimal("0")
+    total: Decimal = Decimal("0")
+    pdf_url: str | None = None
+    status: InvoiceStatus = InvoiceStatus.draft
+
+
+class AuditEntry(_Model):
+    id: int | None = None
+    tenant_id: uuid.UUID | None
+    user_id: uuid.UUID | None
+    action: str
+    target_type: str | None = None
+    target_id: str | None = None
+    ts: datetime = Field(default_factory=utcnow)
+    ip: str | None = None
+    user_agent: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    hash_prev: str | None = None
+    hash_curr: str | None = None
+
+
+class ErrorDetail(_Model):
+    code: str
+    message: str
+    details: Any | None = None
+    trace_id: str
+
+
+class ErrorBody(_Model):
+    """The one error shape every endpoint returns: {"error": {code, message, details?, trace_id}}."""
+
+    error: ErrorDetail

@@ -1,0 +1,159 @@
+"""Shared fixtures: one real local Ray + Serve per test session, a throw-away PostgreSQL database,
+an isolated Redis key prefix and NATS subject prefix, all against the real local services."""
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from cluster.settings import Settings, load_settings
+
+SESSION_TAG = "t" + secrets.token_hex(4)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def state_dir():
+    d = Path(tempfile.mkdtemp(prefix=f"gpubroker-{SESSION_TAG}-"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings(state_dir) -> Settings:
+    return load_settings(
+        database_url=f"postgresql://postgres@127.0.0.1:5432/gpubroker_{SESSION_TAG}",
+        redis_prefix=f"{SESSION_TAG}:",
+        nats_prefix=f"{SESSION_TAG}.",
+        http_port=free_port(),
+        ws_port=free_port(),
+        state_dir=state_dir,
+        ingress_replicas_max=1,
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture(scope="session")
+async def database(settings):
+    """A fresh database with every migration applied; dropped at the end of the session."""
+    from cluster.db import migrate
+
+    await migrate(settings)
+    yield settings.database_url
+    conn = await asyncpg.connect(settings.database_url.rsplit("/", 1)[0] + "/postgres")
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", settings.database_name
+        )
+        await conn.execute(f'DROP DATABASE IF EXISTS "{settings.database_name}"')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def pg(database, settings):
+    from cluster.db import create_pool
+
+    pool = await create_pool(settings, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def redis_client(settings):
+    import redis.asyncio as aioredis
+
+    r = aioredis.from_url(settings.redis_url)
+    yield r
+    keys = [k async for k in r.scan_iter(match=f"{settings.redis_prefix}*")]
+    if keys:
+        await r.delete(*keys)
+    await r.aclose()
+
+
+@pytest.fixture(scope="session")
+async def nats_client(settings):
+    import nats
+
+    from cluster.messaging import STREAMS, ensure_streams, stream_name
+
+    nc = await nats.connect(settings.nats_url)
+    js = nc.jetstream()
+    await ensure_streams(settings, js)
+    yield nc
+    for s in STREAMS:
+        try:
+            await js.delete_stream(stream_name(settings, s))
+        except Exception:
+            pass
+    await nc.close()
+
+
+def _kill_haproxy(port: int) -> None:
+    """Serve's HAProxy outlives ray.shutdown(); stop the one bound to our port."""
+    out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
+    for part in out.split("pid=")[1:]:
+        pid = int(part.split(",", 1)[0])
+        try:
+            os.kill(pid, 15)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture(scope="session")
+def ray_session(settings):
+    """One local Ray for the whole test session (not Redis's 6379), shut down at the end."""
+    import ray
+
+    from cluster.ray_env import ray_env
+
+    os.environ.update(ray_env(settings))
+    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=f"gpubroker-{SESSION_TAG}",
+             _node_ip_address="127.0.0.1", log_to_driver=False)
+    yield ray
+    try:
+        from ray import serve
+
+        serve.shutdown()
+    except Exception:
+        pass
+    ray.shutdown()
+    _kill_haproxy(settings.http_port)
+
+
+@pytest.fixture(scope="session")
+async def serve_app(ray_session, database, settings, nats_client):
+    """The real Serve application on its own port; yields its base URL."""
+    from cluster.ray_env import deploy
+
+    await asyncio.to_thread(deploy, settings)
+    base = f"http://127.0.0.1:{settings.http_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as c:
+        for _ in range(100):
+            try:
+                if (await c.get("/health")).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    yield base
+
+
+@pytest.fixture
+async def http(serve_app):
+    async with httpx.AsyncClient(base_url=serve_app, timeout=15) as c:
+        yield c
