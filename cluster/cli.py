@@ -68,11 +68,13 @@ def start_ray_head(settings: Settings) -> bool:
 
 
 def connect_ray(settings: Settings):
-    import ray
-
     from cluster.ray_env import ray_env
 
+    # Before `import ray`: Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER at import, and with it unset it
+    # rewrites 127.0.0.1 to the machine's other address.
     os.environ.update(ray_env(settings))
+    import ray
+
     if not ray.is_initialized():
         ray.init(address=_ray_address(settings), namespace="gpubroker", log_to_driver=False,
                  logging_level="WARNING")
@@ -242,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gpubroker: {exc}", file=sys.stderr)
         return 2
     from cluster.logs import configure_logging
+    from cluster.ray_env import ray_env
 
+    os.environ.update(ray_env(settings))
     configure_logging(settings.log_level)
     try:
         return int(args.func(settings, args) or 0)
