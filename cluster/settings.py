@@ -68,6 +68,12 @@ class Settings(BaseModel):
             raise ValueError("must start with nats://")
         return v
 
+    @field_validator("state_dir", "secrets_dir")
+    @classmethod
+    def _absolute(cls, v: Path | None) -> Path | None:
+        # Absolute at load time: replicas and actors run with another working directory.
+        return None if v is None else Path(v).expanduser().resolve()
+
     @property
     def database_name(self) -> str:
         return self.database_url.rsplit("/", 1)[-1].split("?", 1)[0]
