@@ -125,12 +125,8 @@ def ray_session(settings):
     ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=f"gpubroker-{SESSION_TAG}",
              _node_ip_address="127.0.0.1", log_to_driver=False)
     yield ray
-    try:
-        from ray import serve
-
-        serve.shutdown()
-    except Exception:
-        pass
+    # ray.shutdown() ends the local cluster with every actor in it; serve.shutdown() would first wait
+    # up to 30 s for the controller.
     ray.shutdown()
     _kill_haproxy(settings.http_port)
 

@@ -168,3 +168,30 @@ def test_bad_setting_fails_startup_with_its_name():
     assert p.returncode == 2
     lines = [l for l in p.stderr.strip().splitlines() if l]
     assert len(lines) == 1 and "GPUBROKER_REDIS_URL" in lines[0], p.stderr
+
+
+def test_json_logs_carry_trace_id_and_redact():
+    import io
+    import json as _json
+
+    from fastapi.testclient import TestClient
+
+    from cluster.logs import configure_logging
+    from cluster.runtime import Runtime
+    from deployments.ingress import create_app
+
+    buf = io.StringIO()
+    configure_logging("INFO", stream=buf)
+    app = create_app(Runtime(load_settings()))
+
+    @app.get("/_t/leak")
+    async def _leak():
+        raise ValueError("login failed for alice@example.com password=hunter2 Bearer eyJhbGciOi.eyJzdWIiOi.sig")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        assert c.get("/_t/leak", headers={"traceparent": TRACEPARENT}).status_code == 500
+    lines = [_json.loads(l) for l in buf.getvalue().splitlines() if l.strip()]
+    err = [l for l in lines if l["message"] == "unhandled error"]
+    assert err and err[0]["trace_id"] == TRACE and err[0]["level"] == "ERROR"
+    text = buf.getvalue()
+    assert "alice@example.com" not in text and "hunter2" not in text and "eyJhbGciOi" not in text
