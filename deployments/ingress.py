@@ -19,6 +19,9 @@ from gateway.http import EdgeMiddleware, install_error_handlers
 
 ROUTERS: list[str] = [
     "deployments.api_system:router",
+    "deployments.api_auth:router",
+    "deployments.api_admin:router",
+    "deployments.api_gdpr:router",
 ]
 
 

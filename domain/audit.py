@@ -90,9 +90,11 @@ class BrokenLink:
         return {"tenant_id": self.tenant_id, "entry_id": self.entry_id, "reason": self.reason}
 
 
-def verify_chain(entries: Iterable[Mapping[str, Any]]) -> tuple[int, BrokenLink | None]:
-    """Walk one tenant's entries in id order. Returns (entries checked, first broken link or None)."""
-    prev = GENESIS
+def verify_chain(entries: Iterable[Mapping[str, Any]], prev: str = GENESIS) -> tuple[int, BrokenLink | None]:
+    """Walk one tenant's entries in id order, starting after `prev` (GENESIS for the first entry).
+
+    Returns (entries checked, first broken link or None).
+    """
     n = 0
     for e in entries:
         n += 1
