@@ -58,7 +58,8 @@ class Settings(BaseModel):
     rate_limit_enabled: bool = Field(True, description="per-tenant / per-IP rate limiting at the ingress")
     anon_rate_limit_rps: float = Field(100.0, gt=0, description="requests/s per client IP on unauthenticated routes (per replica)")
     anon_rate_limit_burst: int = Field(200, ge=1, description="burst per client IP on unauthenticated routes")
-    limiter_lease_s: float = Field(0.05, gt=0, le=5, description="a replica leases this many seconds' worth of a tenant's rate per call")
+    limiter_lease_s: float = Field(0.1, gt=0, le=5, description="a replica leases this many seconds' worth of a tenant's rate per call")
+    limiter_shards: int = Field(0, ge=0, le=4096, description="0: one TenantLimiter actor per tenant; N: tenants hashed onto N limiter actors")
     limiter_plan_ttl_s: float = Field(5.0, gt=0, le=300, description="how long a replica caches a tenant's plan limits")
 
     @field_validator("database_url")

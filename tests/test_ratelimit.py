@@ -35,8 +35,8 @@ async def test_limited_tenant_gets_429_other_tenant_unaffected(http, pg, ray_ses
     # the tenant's limiter actor exists, named, holding that tenant's limits
     from actors.limiter import NAMESPACE, actor_name
 
-    actor = ray_session.get_actor(actor_name(settings.redis_prefix, slow.tenant_id), namespace=NAMESPACE)
-    stats = await actor.stats.remote()
+    actor = ray_session.get_actor(actor_name(settings, slow.tenant_id), namespace=NAMESPACE)
+    stats = await actor.stats.remote(slow.tenant_id)
     assert (stats["rate"], stats["burst"]) == (1.0, 2.0) and stats["granted"] >= 3
 
 
