@@ -49,10 +49,15 @@ async def test_headers_on_anonymous_and_exempt_routes(http):
 
 async def test_per_ip_limit_and_local_fallback_in_process(settings, database):
     """No Ray in this app: the tenant bucket falls back to a local one; anonymous calls are limited per IP."""
+    import io
+
+    from cluster.logs import configure_logging
     from cluster.runtime import Runtime
     from deployments.ingress import create_app
 
     s = settings.with_overrides(anon_rate_limit_rps=1, anon_rate_limit_burst=3)
+    logs = io.StringIO()
+    configure_logging("DEBUG", stream=logs)  # everything our code logs during these flows
     rt = await Runtime(s).start()
     app = create_app(rt)
     app.state.limiter_use_ray = False
@@ -79,5 +84,10 @@ async def test_per_ip_limit_and_local_fallback_in_process(settings, database):
             h = {"Authorization": f"Bearer {tok.json()['access_token']}"}
             codes = [(await c.get("/auth/me", headers=h)).status_code for _ in range(4)]
             assert codes == [200, 200, 429, 429]
+            await c.post("/auth/login", json={"email": email, "password": "wrong password!"})
     finally:
         await rt.close()
+        configure_logging(settings.log_level)
+    text = logs.getvalue()
+    for secret in (email, PASSWORD, tok.json()["access_token"], tok.json()["refresh_token"]):
+        assert secret not in text
