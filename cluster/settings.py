@@ -48,6 +48,21 @@ class Settings(BaseModel):
     vault_addr: str | None = Field(None, description="Vault address; when set, secrets come from Vault KV v2")
     vault_token: str | None = Field(None, description="Vault token (or VAULT_TOKEN)")
     vault_mount: str = Field("secret", description="Vault KV v2 mount point")
+    # --- identity, sessions and rate limits (issue 5) ---
+    access_token_ttl_s: int = Field(300, ge=30, le=3600, description="lifetime of access JWTs (seconds)")
+    refresh_token_ttl_s: int = Field(14 * 86400, ge=300, le=90 * 86400, description="lifetime of a login session / refresh token (seconds)")
+    mfa_challenge_ttl_s: int = Field(300, ge=30, le=900, description="lifetime of the MFA challenge between the two login steps")
+    login_window_s: int = Field(900, ge=10, le=86400, description="window of the failed-login counters")
+    login_max_failures_account: int = Field(10, ge=1, le=1000, description="failed logins per account per window before 429")
+    login_max_failures_ip: int = Field(50, ge=1, le=100000, description="failed logins per client IP per window before 429")
+    argon2_time_cost: int = Field(2, ge=1, le=10, description="argon2id iterations")
+    argon2_memory_kib: int = Field(19456, ge=8192, le=1048576, description="argon2id memory (KiB)")
+    rate_limit_enabled: bool = Field(True, description="per-tenant / per-IP rate limiting at the ingress")
+    anon_rate_limit_rps: float = Field(100.0, gt=0, description="requests/s per client IP on unauthenticated routes (per replica)")
+    anon_rate_limit_burst: int = Field(200, ge=1, description="burst per client IP on unauthenticated routes")
+    limiter_lease_s: float = Field(0.1, gt=0, le=5, description="a replica leases this many seconds' worth of a tenant's rate per call")
+    limiter_shards: int = Field(0, ge=0, le=4096, description="0: one TenantLimiter actor per tenant; N: tenants hashed onto N limiter actors")
+    limiter_plan_ttl_s: float = Field(5.0, gt=0, le=300, description="how long a replica caches a tenant's plan limits")
 
     @field_validator("database_url")
     @classmethod

@@ -16,9 +16,13 @@ from cluster.logs import configure_logging
 from cluster.runtime import Runtime
 from cluster.settings import Settings
 from gateway.http import EdgeMiddleware, install_error_handlers
+from gateway.ratelimit import install_rate_limit
 
 ROUTERS: list[str] = [
     "deployments.api_system:router",
+    "deployments.api_auth:router",
+    "deployments.api_admin:router",
+    "deployments.api_gdpr:router",
 ]
 
 
@@ -44,6 +48,7 @@ def create_app(runtime: Runtime, handles: dict[str, Any] | None = None) -> FastA
     for spec in ROUTERS:
         mod, attr = spec.split(":")
         app.include_router(getattr(importlib.import_module(mod), attr))
+    install_rate_limit(app)
     app.add_middleware(EdgeMiddleware)
     return app
 

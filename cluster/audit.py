@@ -1,0 +1,98 @@
+"""Audit trail storage: append in the caller's transaction (hash chain per tenant), read, and verify.
+
+    async with pool.acquire() as conn, conn.transaction():
+        ...the change...
+        await append_audit(conn, tenant_id, user_id, "booking.created", "booking", booking_id, details={...})
+
+Appends to one tenant's chain are serialized with a transaction-scoped advisory lock, so two concurrent
+transactions never link to the same predecessor; the lock is released at commit or rollback.
+Never put emails, passwords, tokens or secrets in `details`.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any, Mapping
+
+import asyncpg
+
+from domain.audit import GENESIS, BrokenLink, anonymize_ip, chain_hash, normalize_details, now_utc, verify_chain
+
+_LOCK_NS = 0x61756469  # "audi": advisory-lock namespace of the audit chains
+_COLS = "id, tenant_id, user_id, action, target_type, target_id, ts, ip, user_agent, details, hash_prev, hash_curr"
+
+
+def _s(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+async def append_audit(conn: asyncpg.Connection, tenant_id: Any, user_id: Any, action: str,
+                       target_type: str | None = None, target_id: Any = None, *, ip: str | None = None,
+                       user_agent: str | None = None, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Append one entry to `tenant_id`'s chain. Must run inside the transaction of the change it records."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("append_audit must run inside the transaction of the change it records")
+    tenant = _s(tenant_id)
+    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_NS, tenant or "<none>")
+    prev = await conn.fetchval(
+        "SELECT hash_curr FROM audit_log WHERE tenant_id IS NOT DISTINCT FROM $1::uuid ORDER BY id DESC LIMIT 1", tenant)
+    entry = {"tenant_id": tenant, "user_id": _s(user_id), "action": action, "target_type": target_type,
+             "target_id": _s(target_id), "ts": now_utc(), "ip": anonymize_ip(ip),
+             "user_agent": (user_agent or None) and user_agent[:200], "details": normalize_details(details)}
+    entry["hash_prev"] = prev
+    entry["hash_curr"] = chain_hash(prev, entry)
+    entry["id"] = await conn.fetchval(
+        """INSERT INTO audit_log (tenant_id, user_id, action, target_type, target_id, ts, ip, user_agent, details,
+                                  hash_prev, hash_curr)
+           VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id""",
+        tenant, entry["user_id"], action, target_type, entry["target_id"], entry["ts"], entry["ip"],
+        entry["user_agent"], entry["details"], prev, entry["hash_curr"])
+    return entry
+
+
+def _row(r: asyncpg.Record) -> dict[str, Any]:
+    d = dict(r)
+    for k in ("tenant_id", "user_id"):
+        d[k] = _s(d[k])
+    return d
+
+
+async def verify_audit(pool: asyncpg.Pool, tenant_id: Any = None, all_tenants: bool = False,
+                       batch: int = 5000) -> dict[str, Any]:
+    """Verify one tenant's chain (or every chain). Reports entries checked and the first broken link."""
+    async with pool.acquire() as conn:
+        if all_tenants:
+            tenants = [_s(r[0]) for r in await conn.fetch("SELECT DISTINCT tenant_id FROM audit_log")]
+        else:
+            tenants = [_s(tenant_id)]
+        checked, broken = 0, []
+        for t in sorted(tenants, key=lambda x: x or ""):
+            last_id, prev = 0, GENESIS
+            while True:  # keyset pages keep memory bounded on long chains
+                page = [_row(r) for r in await conn.fetch(
+                    f"SELECT {_COLS} FROM audit_log WHERE tenant_id IS NOT DISTINCT FROM $1::uuid AND id > $2 "
+                    "ORDER BY id LIMIT $3", t, last_id, batch)]
+                n, link = verify_chain(page, prev)
+                checked += n
+                if link is not None:
+                    broken.append(link)
+                    break
+                if len(page) < batch:
+                    break
+                last_id, prev = page[-1]["id"], page[-1]["hash_curr"]
+    first: BrokenLink | None = min(broken, key=lambda b: b.entry_id) if broken else None
+    return {"ok": not broken, "entries_checked": checked, "chains": len(tenants),
+            "first_broken": first.as_dict() if first else None,
+            "broken_chains": [b.as_dict() for b in broken]}
+
+
+async def list_audit(conn: asyncpg.Connection, tenant_id: Any, *, user_id: Any = None, after_id: int = 0,
+                     limit: int = 100) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"SELECT {_COLS} FROM audit_log WHERE tenant_id = $1::uuid AND ($2::uuid IS NULL OR user_id = $2::uuid "
+        "OR (target_type = 'user' AND target_id = $2::text)) AND id > $3 ORDER BY id LIMIT $4",
+        _s(tenant_id), _s(user_id), after_id, limit)
+    return [_row(r) for r in rows]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())

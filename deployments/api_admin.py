@@ -1,0 +1,229 @@
+"""`/admin/*`: tenants with plan limits, users and their roles, the audit trail and its verification.
+
+Scope: a tenant's admin manages its own tenant and users; creating and deleting tenants and changing plan
+limits (rate_limit_rps, burst, seats, ws_limit, plan) need a platform operator (an admin of a tenant with
+`is_platform`). Another tenant's ids answer 404. Every change writes its audit entry in the SAME
+transaction, on the chain of the tenant it changes.
+"""
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from cluster.audit import append_audit, list_audit, verify_audit
+from domain.models import Plan, Role
+from domain.permissions import P
+from gateway import sessions
+from gateway.authz import Principal, client_ip, require, user_agent
+from gateway.http import ApiError
+from deployments.api_auth import EMAIL_PATTERN, check_password, hash_password
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+PLAN_FIELDS = ("plan", "rate_limit_rps", "burst", "seats", "ws_limit")
+_TENANT_COLS = "id, name, plan, rate_limit_rps, burst, seats, ws_limit, currency, is_platform, created_at, updated_at"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TenantIn(_In):
+    name: str = Field(min_length=1, max_length=200)
+    plan: Plan = Plan.free
+    rate_limit_rps: float = Field(100.0, gt=0, le=100000)
+    burst: int = Field(200, ge=1, le=1000000)
+    seats: int = Field(5, ge=1, le=100000)
+    ws_limit: int = Field(10, ge=0, le=100000)
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+
+
+class TenantPatch(_In):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    plan: Plan | None = None
+    rate_limit_rps: float | None = Field(None, gt=0, le=100000)
+    burst: int | None = Field(None, ge=1, le=1000000)
+    seats: int | None = Field(None, ge=1, le=100000)
+    ws_limit: int | None = Field(None, ge=0, le=100000)
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+
+
+class UserIn(_In):
+    email: str = Field(max_length=320, pattern=EMAIL_PATTERN)
+    password: str = Field(min_length=1, max_length=256)
+    role: Role = Role.user
+
+
+class RoleIn(_In):
+    role: Role
+
+
+def _out(row: Any) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, UUID) else v) for k, v in dict(row).items()}
+
+
+async def _pool(request: Request):
+    return await request.app.state.runtime.get_pg()
+
+
+async def _is_platform(conn, me: Principal) -> bool:
+    return bool(await conn.fetchval("SELECT is_platform FROM tenants WHERE id = $1 AND deleted_at IS NULL",
+                                    me.tenant_id))
+
+
+def _not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+def _ctx(request: Request) -> dict[str, Any]:
+    return {"ip": client_ip(request), "user_agent": user_agent(request)}
+
+
+@router.get("/tenants", summary="Tenants visible to the caller (its own; every tenant for platform operators)")
+async def list_tenants(request: Request, me: Principal = Depends(require(P.TENANT_READ))) -> dict:
+    async with (await _pool(request)).acquire() as conn:
+        everyone = await _is_platform(conn, me)
+        rows = await conn.fetch(f"SELECT {_TENANT_COLS} FROM tenants WHERE deleted_at IS NULL "
+                                "AND ($1 OR id = $2) ORDER BY created_at, id", everyone, me.tenant_id)
+    return {"items": [_out(r) for r in rows], "total": len(rows)}
+
+
+@router.post("/tenants", status_code=201, summary="Create a tenant (platform operators)")
+async def create_tenant(body: TenantIn, request: Request, me: Principal = Depends(require(P.TENANTS_MANAGE))) -> dict:
+    async with (await _pool(request)).acquire() as conn, conn.transaction():
+        if not await _is_platform(conn, me):
+            raise ApiError(403, "forbidden", "only platform operators create tenants")
+        row = await conn.fetchrow(
+            f"INSERT INTO tenants (name, plan, rate_limit_rps, burst, seats, ws_limit, currency) "
+            f"VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_TENANT_COLS}",
+            body.name, body.plan.value, body.rate_limit_rps, body.burst, body.seats, body.ws_limit, body.currency)
+        await append_audit(conn, row["id"], me.user_id, "tenant.created", "tenant", row["id"], **_ctx(request),
+                           details={"by_tenant": str(me.tenant_id), **{k: row[k] for k in PLAN_FIELDS}})
+    return _out(row)
+
+
+async def _visible_tenant(conn, me: Principal, tenant_id: UUID, lock: bool = False) -> Any:
+    if tenant_id != me.tenant_id and not await _is_platform(conn, me):
+        raise _not_found("tenant")
+    row = await conn.fetchrow(f"SELECT {_TENANT_COLS} FROM tenants WHERE id = $1 AND deleted_at IS NULL"
+                              + (" FOR UPDATE" if lock else ""), tenant_id)
+    if row is None:
+        raise _not_found("tenant")
+    return row
+
+
+@router.get("/tenants/{tenant_id}", summary="One tenant")
+async def get_tenant(tenant_id: UUID, request: Request, me: Principal = Depends(require(P.TENANT_READ))) -> dict:
+    async with (await _pool(request)).acquire() as conn:
+        return _out(await _visible_tenant(conn, me, tenant_id))
+
+
+@router.patch("/tenants/{tenant_id}", summary="Change a tenant (plan limits: platform operators)")
+async def patch_tenant(tenant_id: UUID, body: TenantPatch, request: Request,
+                       me: Principal = Depends(require(P.TENANT_WRITE))) -> dict:
+    changes = body.model_dump(exclude_none=True, mode="json")
+    if not changes:
+        raise ApiError(422, "validation_error", "invalid request: body", details=[
+            {"field": "body", "message": "no field to change", "type": "value_error"}])
+    async with (await _pool(request)).acquire() as conn, conn.transaction():
+        before = await _visible_tenant(conn, me, tenant_id, lock=True)
+        if set(changes) & set(PLAN_FIELDS) and not await _is_platform(conn, me):
+            raise ApiError(403, "forbidden", "only platform operators change plan limits")
+        sets = ", ".join(f"{k} = ${i + 2}" for i, k in enumerate(changes))
+        row = await conn.fetchrow(f"UPDATE tenants SET {sets}, updated_at = now() WHERE id = $1 "
+                                  f"RETURNING {_TENANT_COLS}", tenant_id, *changes.values())
+        diff = {k: {"from": before[k], "to": row[k]} for k in changes if before[k] != row[k]}
+        await append_audit(conn, tenant_id, me.user_id, "tenant.updated", "tenant", tenant_id, **_ctx(request),
+                           details={"changes": diff})
+    return _out(row)
+
+
+@router.delete("/tenants/{tenant_id}", status_code=204, summary="Delete a tenant (platform operators)")
+async def delete_tenant(tenant_id: UUID, request: Request,
+                        me: Principal = Depends(require(P.TENANTS_MANAGE))) -> Response:
+    rt = request.app.state.runtime
+    async with (await _pool(request)).acquire() as conn, conn.transaction():
+        await _visible_tenant(conn, me, tenant_id, lock=True)
+        if not await _is_platform(conn, me):
+            raise ApiError(403, "forbidden", "only platform operators delete tenants")
+        if tenant_id == me.tenant_id:
+            raise ApiError(409, "conflict", "a platform operator cannot delete its own tenant")
+        await conn.execute("UPDATE tenants SET deleted_at = now(), updated_at = now() WHERE id = $1", tenant_id)
+        revoked = await sessions.revoke_sessions(conn, reason="tenant_deleted", tenant_id=tenant_id)
+        await append_audit(conn, tenant_id, me.user_id, "tenant.deleted", "tenant", tenant_id, **_ctx(request),
+                           details={"sessions_revoked": len(revoked)})
+    await sessions.unpublish(rt.redis, rt.settings, revoked)
+    return Response(status_code=204)
+
+
+@router.get("/users", summary="The tenant's users")
+async def list_users(request: Request, me: Principal = Depends(require(P.USERS_READ))) -> dict:
+    rows = await (await _pool(request)).fetch(
+        "SELECT id, tenant_id, email, role, mfa_enabled, created_at FROM users "
+        "WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at, id", me.tenant_id)
+    return {"items": [_out(r) for r in rows], "total": len(rows)}
+
+
+@router.post("/users", status_code=201, summary="Add a user to the tenant (within its seats)")
+async def create_user(body: UserIn, request: Request, me: Principal = Depends(require(P.USERS_MANAGE))) -> dict:
+    s = request.app.state.settings
+    check_password(s, body.password)
+    pw_hash = await hash_password(s, body.password)
+    async with (await _pool(request)).acquire() as conn, conn.transaction():
+        seats = await conn.fetchval("SELECT seats FROM tenants WHERE id = $1 FOR UPDATE", me.tenant_id)
+        used = await conn.fetchval("SELECT count(*) FROM users WHERE tenant_id = $1 AND deleted_at IS NULL",
+                                   me.tenant_id)
+        if used >= seats:
+            raise ApiError(409, "seats_exhausted", f"all {seats} seats of the tenant are taken")
+        if await conn.fetchval("SELECT 1 FROM users WHERE lower(email) = lower($1)", body.email):
+            raise ApiError(409, "conflict", "this email cannot be registered")
+        row = await conn.fetchrow(
+            "INSERT INTO users (tenant_id, email, password_hash, role) VALUES ($1, $2, $3, $4) "
+            "RETURNING id, tenant_id, email, role, mfa_enabled, created_at", me.tenant_id, body.email, pw_hash,
+            body.role.value)
+        await append_audit(conn, me.tenant_id, me.user_id, "user.created", "user", row["id"], **_ctx(request),
+                           details={"role": body.role.value})
+    return _out(row)
+
+
+@router.put("/users/{user_id}/role", summary="Assign a role (the user's sessions end; it logs in again)")
+async def set_role(user_id: UUID, body: RoleIn, request: Request,
+                   me: Principal = Depends(require(P.USERS_MANAGE))) -> dict:
+    rt = request.app.state.runtime
+    async with (await _pool(request)).acquire() as conn, conn.transaction():
+        await conn.execute("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", me.tenant_id)  # one role change at a time
+        row = await conn.fetchrow("SELECT id, role FROM users WHERE id = $1 AND tenant_id = $2 "
+                                  "AND deleted_at IS NULL FOR UPDATE", user_id, me.tenant_id)
+        if row is None:
+            raise _not_found("user")
+        if row["role"] == "admin" and body.role != Role.admin and await conn.fetchval(
+                "SELECT count(*) FROM users WHERE tenant_id = $1 AND role = 'admin' AND deleted_at IS NULL",
+                me.tenant_id) <= 1:
+            raise ApiError(409, "conflict", "the tenant's last admin cannot lose the admin role")
+        await conn.execute("UPDATE users SET role = $2, updated_at = now() WHERE id = $1", user_id, body.role.value)
+        revoked = await sessions.revoke_sessions(conn, reason="role_changed", user_id=user_id)
+        await append_audit(conn, me.tenant_id, me.user_id, "user.role_changed", "user", user_id, **_ctx(request),
+                           details={"from": row["role"], "to": body.role.value})
+    await sessions.unpublish(rt.redis, rt.settings, revoked)
+    return {"id": str(user_id), "role": body.role.value}
+
+
+@router.get("/audit", summary="The tenant's audit trail, oldest first (keyset pages)")
+async def audit_entries(request: Request, after_id: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
+                        me: Principal = Depends(require(P.AUDIT_READ))) -> dict:
+    async with (await _pool(request)).acquire() as conn:
+        items = await list_audit(conn, me.tenant_id, after_id=after_id, limit=limit)
+    return {"items": items, "next_after_id": items[-1]["id"] if len(items) == limit else None}
+
+
+@router.get("/audit/verify", summary="Verify the audit hash chain; reports the first broken link")
+async def audit_verify(request: Request, all_tenants: bool = Query(False, alias="all"),
+                       me: Principal = Depends(require(P.AUDIT_VERIFY))) -> dict:
+    pool = await _pool(request)
+    if all_tenants:
+        async with pool.acquire() as conn:
+            if not await _is_platform(conn, me):
+                raise ApiError(403, "forbidden", "only platform operators verify every tenant's chain")
+    return await verify_audit(pool, me.tenant_id, all_tenants=all_tenants)

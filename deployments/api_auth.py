@@ -1,0 +1,270 @@
+"""`/auth/*`: register, login (with the TOTP second step), refresh, logout, profile, TOTP enrol/confirm/disable.
+
+Registration model: `POST /auth/register` is self-service sign-up of an ORGANIZATION: it creates a new
+tenant (free plan) and its first user, who becomes that tenant's `admin`. Everyone else joins a tenant
+by being created by its admin (`POST /admin/users`), within the tenant's seats. Any invalid credential
+answers the same 401 ("invalid credentials"), whether the email, the password or the second factor was
+wrong; repeated failures answer 429 with Retry-After per account and per client IP.
+"""
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cluster.audit import append_audit
+from cluster.settings import Settings
+from domain.passwords import PasswordPolicy, WeakPassword
+from domain.permissions import P
+from gateway import mfa, sessions
+from gateway.authz import Principal, client_ip, require, token_service, user_agent
+from gateway.http import ApiError
+from gateway.secretbox import SecretBox
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterIn(_In):
+    email: str = Field(max_length=320, pattern=EMAIL_PATTERN)
+    password: str = Field(min_length=1, max_length=256)
+    tenant_name: str = Field(min_length=1, max_length=200)
+
+
+class LoginIn(_In):
+    email: str = Field(min_length=3, max_length=320)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class SecondFactorIn(_In):
+    code: str | None = Field(None, pattern=r"^\d{6}$", description="current TOTP code")
+    recovery_code: str | None = Field(None, min_length=8, max_length=64, description="an unused recovery code")
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.code is None) == (self.recovery_code is None):
+            raise ValueError("give exactly one of code, recovery_code")
+        return self
+
+
+class MfaLoginIn(SecondFactorIn):
+    mfa_challenge: str = Field(min_length=16, max_length=128)
+
+
+class RefreshIn(_In):
+    refresh_token: str = Field(min_length=16, max_length=128)
+
+
+class CodeIn(_In):
+    code: str = Field(pattern=r"^\d{6}$")
+
+
+def policy(settings: Settings) -> PasswordPolicy:
+    return PasswordPolicy(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
+
+
+def check_password(settings: Settings, password: str, field: str = "password") -> None:
+    try:
+        policy(settings).check(password)
+    except WeakPassword as exc:
+        raise ApiError(422, "validation_error", f"invalid request: {field}",
+                       details=[{"field": field, "message": str(exc), "type": "weak_password"}]) from None
+
+
+async def hash_password(settings: Settings, password: str) -> str:
+    return await asyncio.to_thread(policy(settings).hash, password)
+
+
+def _dummy_hash(state: Any) -> str:
+    h = getattr(state, "dummy_password_hash", None)
+    if h is None:
+        h = state.dummy_password_hash = policy(state.settings).hash(secrets.token_urlsafe(16))
+    return h
+
+
+def secret_box(state: Any) -> SecretBox:
+    box = getattr(state, "secret_box", None)
+    if box is None:
+        box = state.secret_box = SecretBox(state.settings)
+    return box
+
+
+def invalid_credentials() -> ApiError:
+    return ApiError(401, "invalid_credentials", "invalid credentials", headers={"WWW-Authenticate": "Bearer"})
+
+
+def _tokens(request: Request, user: Any, sid: str, refresh: str) -> dict[str, Any]:
+    s: Settings = request.app.state.settings
+    access = token_service(request.app.state).issue(str(user["id"]), user["role"], str(user["tenant_id"]),
+                                                    ttl_s=s.access_token_ttl_s, typ="access", sid=sid)
+    return {"access_token": access, "token_type": "bearer", "expires_in": s.access_token_ttl_s,
+            "refresh_token": refresh, "refresh_expires_in": s.refresh_token_ttl_s}
+
+
+async def _start_session(request: Request, user: Any, how: str) -> dict[str, Any]:
+    rt = request.app.state.runtime
+    ip, ua = client_ip(request), user_agent(request)
+    async with (await rt.get_pg()).acquire() as conn, conn.transaction():
+        sid, refresh = await sessions.create_session(conn, rt.settings, user, ip, ua)
+        await append_audit(conn, user["tenant_id"], user["id"], "auth.login", "session", sid, ip=ip,
+                           user_agent=ua, details={"outcome": "success", "factor": how})
+    await sessions.publish_session(rt.redis, rt.settings, sid, user)
+    return _tokens(request, user, sid, refresh)
+
+
+@router.post("/register", status_code=201, summary="Sign up an organization: new tenant + its admin")
+async def register(body: RegisterIn, request: Request) -> dict:
+    rt = request.app.state.runtime
+    check_password(rt.settings, body.password)
+    pw_hash = await hash_password(rt.settings, body.password)
+    ip, ua = client_ip(request), user_agent(request)
+    async with (await rt.get_pg()).acquire() as conn, conn.transaction():
+        if await conn.fetchval("SELECT 1 FROM users WHERE lower(email) = lower($1)", body.email):
+            raise ApiError(409, "conflict", "this email cannot be registered")
+        tenant = await conn.fetchrow("INSERT INTO tenants (name) VALUES ($1) RETURNING *", body.tenant_name)
+        user = await conn.fetchrow(
+            "INSERT INTO users (tenant_id, email, password_hash, role) VALUES ($1, $2, $3, 'admin') RETURNING *",
+            tenant["id"], body.email, pw_hash)
+        await append_audit(conn, tenant["id"], user["id"], "tenant.created", "tenant", tenant["id"], ip=ip,
+                           user_agent=ua, details={"via": "register", "plan": tenant["plan"]})
+        await append_audit(conn, tenant["id"], user["id"], "user.created", "user", user["id"], ip=ip,
+                           user_agent=ua, details={"role": "admin", "via": "register"})
+    return {"user_id": str(user["id"]), "tenant_id": str(tenant["id"]), "role": "admin"}
+
+
+@router.post("/login", summary="Password login; answers tokens, or an MFA challenge when TOTP is on")
+async def login(body: LoginIn, request: Request) -> dict:
+    rt = request.app.state.runtime
+    s: Settings = rt.settings
+    ip = client_ip(request)
+    wait = await sessions.throttled_for(rt.redis, s, body.email, ip)
+    if wait:
+        raise ApiError(429, "rate_limited", "too many failed logins; try later", headers={"Retry-After": str(wait)})
+    pool = await rt.get_pg()
+    user = await pool.fetchrow(
+        """SELECT u.* FROM users u JOIN tenants t ON t.id = u.tenant_id
+           WHERE lower(u.email) = lower($1) AND u.deleted_at IS NULL AND t.deleted_at IS NULL""", body.email)
+    stored = user["password_hash"] if user is not None else _dummy_hash(request.app.state)
+    ok = await asyncio.to_thread(policy(s).verify, stored, body.password)
+    if user is None or not ok:
+        await sessions.record_failure(rt.redis, s, body.email, ip)
+        if user is not None:
+            async with pool.acquire() as conn, conn.transaction():
+                await append_audit(conn, user["tenant_id"], user["id"], "auth.login_failed", "user", user["id"],
+                                   ip=ip, user_agent=user_agent(request), details={"outcome": "fail"})
+        raise invalid_credentials()
+    await sessions.clear_failures(rt.redis, s, body.email)
+    if policy(s).needs_rehash(user["password_hash"]):
+        await pool.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user["id"],
+                           await hash_password(s, body.password))
+    if user["mfa_enabled"]:
+        challenge = await sessions.new_challenge(rt.redis, s, user["id"])
+        return {"mfa_required": True, "mfa_challenge": challenge, "expires_in": s.mfa_challenge_ttl_s}
+    return await _start_session(request, user, "password")
+
+
+@router.post("/login/mfa", summary="Second login step: the challenge plus a TOTP or recovery code")
+async def login_mfa(body: MfaLoginIn, request: Request) -> dict:
+    rt = request.app.state.runtime
+    s: Settings = rt.settings
+    user_id = await sessions.challenge_user(rt.redis, s, body.mfa_challenge)
+    if user_id is None:
+        raise invalid_credentials()
+    pool = await rt.get_pg()
+    async with pool.acquire() as conn, conn.transaction():
+        user = await conn.fetchrow("SELECT * FROM users WHERE id = $1 AND deleted_at IS NULL AND mfa_enabled",
+                                   user_id)
+        ok = user is not None and (
+            await mfa.verify_code(conn, secret_box(request.app.state), user["id"], body.code) if body.code
+            else await mfa.use_recovery_code(conn, user["id"], body.recovery_code))
+    if not ok:
+        await sessions.challenge_failed(rt.redis, s, body.mfa_challenge)
+        raise invalid_credentials()
+    if not await sessions.consume_challenge(rt.redis, s, body.mfa_challenge):
+        raise invalid_credentials()
+    return await _start_session(request, user, "totp" if body.code else "recovery_code")
+
+
+@router.post("/refresh", summary="Exchange a refresh token for a new pair (the old one is spent)")
+async def refresh(body: RefreshIn, request: Request) -> dict:
+    rt = request.app.state.runtime
+    try:
+        user, sid, successor = await sessions.rotate(await rt.get_pg(), rt.redis, rt.settings, body.refresh_token,
+                                                     client_ip(request), user_agent(request))
+    except sessions.InvalidRefresh:
+        raise invalid_credentials() from None
+    return _tokens(request, user, sid, successor)
+
+
+@router.post("/logout", status_code=204, summary="End this session (its refresh tokens and access tokens)")
+async def logout(request: Request, me: Principal = Depends(require(P.SELF))) -> Response:
+    rt = request.app.state.runtime
+    async with (await rt.get_pg()).acquire() as conn, conn.transaction():
+        ids = await sessions.revoke_sessions(conn, reason="logout", session_id=me.session_id)
+        await append_audit(conn, me.tenant_id, me.user_id, "auth.logout", "session", me.session_id,
+                           ip=client_ip(request), user_agent=user_agent(request))
+    await sessions.unpublish(rt.redis, rt.settings, ids or [me.session_id])
+    return Response(status_code=204)
+
+
+@router.get("/me", summary="The caller's profile")
+async def me_profile(request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
+    row = await (await request.app.state.runtime.get_pg()).fetchrow(
+        "SELECT id, tenant_id, email, role, mfa_enabled, created_at FROM users WHERE id = $1", me.user_id)
+    return {k: (str(v) if k in ("id", "tenant_id") else v) for k, v in dict(row).items()}
+
+
+@router.post("/totp/enroll", summary="Start TOTP enrolment: a new secret and its otpauth:// URI")
+async def totp_enroll(request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
+    rt = request.app.state.runtime
+    async with (await rt.get_pg()).acquire() as conn, conn.transaction():
+        user = await conn.fetchrow("SELECT email, mfa_enabled FROM users WHERE id = $1 FOR UPDATE", me.user_id)
+        if user["mfa_enabled"]:
+            raise ApiError(409, "conflict", "TOTP is already enabled; disable it first")
+        secret, uri = await mfa.enroll(conn, secret_box(request.app.state), me.user_id, user["email"])
+        await append_audit(conn, me.tenant_id, me.user_id, "mfa.enroll_started", "user", me.user_id,
+                           ip=client_ip(request), user_agent=user_agent(request))
+    return {"secret": secret, "provisioning_uri": uri}
+
+
+@router.post("/totp/confirm", summary="Confirm enrolment with a first code; answers the recovery codes once")
+async def totp_confirm(body: CodeIn, request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
+    rt = request.app.state.runtime
+    async with (await rt.get_pg()).acquire() as conn, conn.transaction():
+        pending = await conn.fetchval("SELECT confirmed_at IS NULL FROM user_mfa WHERE user_id = $1 FOR UPDATE",
+                                      me.user_id)
+        if not pending:
+            raise ApiError(409, "conflict", "no TOTP enrolment is pending")
+        if not await mfa.verify_code(conn, secret_box(request.app.state), me.user_id, body.code):
+            raise ApiError(400, "invalid_code", "the code is wrong or was already used")
+        await conn.execute("UPDATE user_mfa SET confirmed_at = now() WHERE user_id = $1", me.user_id)
+        await conn.execute("UPDATE users SET mfa_enabled = true, updated_at = now() WHERE id = $1", me.user_id)
+        codes = await mfa.new_recovery_codes(conn, me.user_id)
+        await append_audit(conn, me.tenant_id, me.user_id, "mfa.enabled", "user", me.user_id,
+                           ip=client_ip(request), user_agent=user_agent(request))
+    return {"mfa_enabled": True, "recovery_codes": codes}
+
+
+@router.post("/totp/disable", summary="Turn TOTP off (needs a current code or a recovery code)")
+async def totp_disable(body: SecondFactorIn, request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
+    rt = request.app.state.runtime
+    async with (await rt.get_pg()).acquire() as conn, conn.transaction():
+        enabled = await conn.fetchval("SELECT mfa_enabled FROM users WHERE id = $1 FOR UPDATE", me.user_id)
+        if not enabled:
+            raise ApiError(409, "conflict", "TOTP is not enabled")
+        ok = (await mfa.verify_code(conn, secret_box(request.app.state), me.user_id, body.code) if body.code
+              else await mfa.use_recovery_code(conn, me.user_id, body.recovery_code))
+        if not ok:
+            raise ApiError(400, "invalid_code", "the code is wrong or was already used")
+        await mfa.remove(conn, me.user_id)
+        await conn.execute("UPDATE users SET mfa_enabled = false, updated_at = now() WHERE id = $1", me.user_id)
+        await append_audit(conn, me.tenant_id, me.user_id, "mfa.disabled", "user", me.user_id,
+                           ip=client_ip(request), user_agent=user_agent(request))
+    return {"mfa_enabled": False}

@@ -1,0 +1,111 @@
+"""GDPR data subject requests (FR-SEC-1, COMP-GDPR-1): export and erasure of the caller's personal data.
+
+Export: profile, login sessions, MFA state, bookings, the tenant's invoices (when the caller may read
+billing or is the tenant's only member) and every audit entry by or about the caller, as one JSON doc.
+
+Erasure pseudonymizes rather than deletes rows other records must keep (bookings and invoices have
+legal retention): the email becomes `erased-<id>@erased.invalid`, the password hash becomes unusable,
+TOTP secrets and recovery codes are deleted, sessions are revoked and their ip/user agent cleared.
+Audit entries never held emails (ips are truncated, ids are opaque), so the hash chain still verifies.
+Both requests are themselves audited.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from cluster.audit import append_audit, list_audit
+from domain.audit import now_utc
+from domain.permissions import P
+from gateway import mfa, sessions
+from gateway.authz import Principal, client_ip, require, user_agent
+from gateway.http import ApiError
+
+router = APIRouter(tags=["gdpr"])
+
+
+class EraseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    confirm: str = Field(pattern=r"^ERASE MY DATA$", description='the literal "ERASE MY DATA"')
+
+
+def _json(v: Any) -> Any:
+    if isinstance(v, UUID):
+        return str(v)
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, datetime):
+        return v.isoformat()
+    return v
+
+
+def _rows(rows) -> list[dict[str, Any]]:
+    return [{k: _json(v) for k, v in dict(r).items()} for r in rows]
+
+
+@router.get("/data-request", summary="Export all personal data of the caller as one JSON document")
+async def export(request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
+    pool = await request.app.state.runtime.get_pg()
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        profile = await conn.fetchrow("SELECT id, tenant_id, email, role, mfa_enabled, created_at, updated_at "
+                                      "FROM users WHERE id = $1", me.user_id)
+        sess = await conn.fetch("SELECT id, created_at, last_used_at, expires_at, revoked_at, revoke_reason, ip, "
+                                "user_agent FROM auth_sessions WHERE user_id = $1 ORDER BY created_at", me.user_id)
+        mfa_row = await conn.fetchrow(
+            "SELECT confirmed_at, created_at, (SELECT count(*) FROM mfa_recovery_codes c WHERE c.user_id = m.user_id "
+            "AND c.used_at IS NULL) AS recovery_codes_left FROM user_mfa m WHERE user_id = $1", me.user_id)
+        bookings = await conn.fetch("SELECT * FROM bookings WHERE user_id = $1 AND tenant_id = $2 "
+                                    "ORDER BY created_at", me.user_id, me.tenant_id)
+        members = await conn.fetchval("SELECT count(*) FROM users WHERE tenant_id = $1 AND deleted_at IS NULL",
+                                      me.tenant_id)
+        invoices = []
+        if me.can(P.BILLING_READ) or members <= 1:
+            invoices = await conn.fetch("SELECT * FROM invoices WHERE tenant_id = $1 ORDER BY period_start",
+                                        me.tenant_id)
+        audit, after = [], 0
+        while True:
+            page = await list_audit(conn, me.tenant_id, user_id=me.user_id, after_id=after, limit=1000)
+            audit.extend(page)
+            if len(page) < 1000:
+                break
+            after = page[-1]["id"]
+        await append_audit(conn, me.tenant_id, me.user_id, "data.exported", "user", me.user_id,
+                           ip=client_ip(request), user_agent=user_agent(request),
+                           details={"bookings": len(bookings), "invoices": len(invoices), "audit": len(audit)})
+    return {
+        "generated_at": now_utc().isoformat(),
+        "profile": {k: _json(v) for k, v in dict(profile).items()},
+        "sessions": _rows(sess),
+        "mfa": {k: _json(v) for k, v in dict(mfa_row).items()} if mfa_row else None,
+        "bookings": _rows(bookings),
+        "invoices": _rows(invoices),
+        "audit_entries": _rows(audit),
+    }
+
+
+@router.post("/data-request/delete", summary="Erase the caller's personal data (pseudonymize; ends every session)")
+async def erase(body: EraseIn, request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
+    rt = request.app.state.runtime
+    async with (await rt.get_pg()).acquire() as conn, conn.transaction():
+        others = await conn.fetchval(
+            "SELECT count(*) FROM users WHERE tenant_id = $1 AND role = 'admin' AND deleted_at IS NULL AND id <> $2",
+            me.tenant_id, me.user_id)
+        members = await conn.fetchval("SELECT count(*) FROM users WHERE tenant_id = $1 AND deleted_at IS NULL",
+                                      me.tenant_id)
+        if me.role == "admin" and others == 0 and members > 1:
+            raise ApiError(409, "conflict", "assign another admin before erasing the tenant's last admin")
+        await conn.execute(
+            "UPDATE users SET email = 'erased-' || id || '@erased.invalid', password_hash = '!', mfa_enabled = false, "
+            "deleted_at = now(), erased_at = now(), updated_at = now() WHERE id = $1", me.user_id)
+        await mfa.remove(conn, me.user_id)
+        revoked = await sessions.revoke_sessions(conn, reason="erased", user_id=me.user_id)
+        await conn.execute("UPDATE auth_sessions SET ip = NULL, user_agent = NULL WHERE user_id = $1", me.user_id)
+        await append_audit(conn, me.tenant_id, me.user_id, "data.erased", "user", me.user_id,
+                           details={"sessions_revoked": len(revoked), "retained": ["bookings", "invoices", "audit"]})
+    await sessions.unpublish(rt.redis, rt.settings, revoked + [me.session_id])
+    return {"status": "erased", "user_id": str(me.user_id)}

@@ -1,0 +1,54 @@
+"""Token bucket (FR-SEC-2): `rate` tokens per second up to `burst`; time is passed in, never read here."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass
+class TokenBucket:
+    rate: float
+    burst: float
+    tokens: float
+    updated: float
+
+    @classmethod
+    def full(cls, rate: float, burst: float, now: float) -> "TokenBucket":
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        return cls(rate, float(burst), float(burst), now)
+
+    def refill(self, now: float) -> None:
+        if now > self.updated:
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+
+    def take(self, now: float, n: float = 1.0) -> bool:
+        """Take `n` tokens if available."""
+        self.refill(now)
+        if self.tokens >= n:
+            self.tokens -= n
+            return True
+        return False
+
+    def grant(self, now: float, want: int) -> int:
+        """Take up to `want` whole tokens (a lease); returns how many were granted."""
+        self.refill(now)
+        got = max(0, min(int(want), int(math.floor(self.tokens))))
+        self.tokens -= got
+        return got
+
+    def wait_s(self, now: float, n: float = 1.0) -> float:
+        """Seconds until `n` tokens are available (0 when they are)."""
+        self.refill(now)
+        return max(0.0, (n - self.tokens) / self.rate)
+
+    def reconfigure(self, rate: float, burst: float, now: float) -> None:
+        self.refill(now)
+        self.rate, self.burst = rate, float(burst)
+        self.tokens = min(self.tokens, self.burst)
+
+
+def retry_after_header(wait_s: float) -> str:
+    """HTTP Retry-After is whole seconds; round up so a client that waits that long finds a token."""
+    return str(max(1, math.ceil(wait_s)))

@@ -1,0 +1,174 @@
+"""Login sessions: rotating refresh tokens (one family per session), MFA challenges, login throttling.
+
+A refresh token is 256 random bits shown once; PostgreSQL keeps its SHA-256. Each use marks it used and
+issues its successor in the same session. Presenting a token that was already used means it was copied:
+the whole session (family) is revoked, the legitimate holder included, and the event is audited.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from cluster.audit import append_audit
+from cluster.settings import Settings
+from domain.audit import now_utc
+from gateway.authz import session_key, session_value
+
+
+def sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class InvalidRefresh(Exception):
+    """Unknown, expired, revoked or replayed refresh token (the client only ever sees a plain 401)."""
+
+
+async def create_session(conn: asyncpg.Connection, settings: Settings, user: Any, ip: str | None,
+                         ua: str | None) -> tuple[str, str]:
+    """Insert a session and its first refresh token (inside the caller's transaction)."""
+    now = now_utc()
+    exp = now + timedelta(seconds=settings.refresh_token_ttl_s)
+    sid = await conn.fetchval(
+        "INSERT INTO auth_sessions (user_id, tenant_id, expires_at, ip, user_agent) VALUES ($1, $2, $3, $4, $5) "
+        "RETURNING id", user["id"], user["tenant_id"], exp, ip, (ua or "")[:200] or None)
+    token = secrets.token_urlsafe(32)
+    await conn.execute("INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)",
+                       sha256_hex(token), sid, exp)
+    return str(sid), token
+
+
+async def publish_session(redis, settings: Settings, sid: str, user: Any) -> None:
+    """Make the session live for access tokens (after the commit that created it)."""
+    await redis.set(session_key(settings, sid), session_value(user["id"], user["tenant_id"], user["role"]),
+                    ex=settings.refresh_token_ttl_s)
+
+
+async def rotate(pool: asyncpg.Pool, redis, settings: Settings, token: str, ip: str | None,
+                 ua: str | None) -> tuple[asyncpg.Record, str, str]:
+    """Use a refresh token once: returns (user, session id, successor token) or raises InvalidRefresh."""
+    h = sha256_hex(token)
+    replayed: asyncpg.Record | None = None
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            row = await conn.fetchrow(
+                """SELECT t.used_at, t.expires_at, s.id AS sid, s.revoked_at, s.expires_at AS s_exp,
+                          u.id, u.tenant_id, u.role, u.deleted_at
+                   FROM refresh_tokens t JOIN auth_sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id
+                   WHERE t.token_hash = $1 FOR UPDATE OF t, s""", h)
+            now = now_utc()
+            if row is None:
+                raise InvalidRefresh()
+            if row["used_at"] is not None:
+                if row["revoked_at"] is None:
+                    await conn.execute("UPDATE auth_sessions SET revoked_at = $2, revoke_reason = 'refresh_reuse' "
+                                       "WHERE id = $1", row["sid"], now)
+                    await append_audit(conn, row["tenant_id"], row["id"], "auth.refresh_reuse", "session",
+                                       row["sid"], ip=ip, user_agent=ua,
+                                       details={"outcome": "family_revoked"})
+                replayed = row
+            elif row["revoked_at"] is not None or row["deleted_at"] is not None or min(
+                    row["expires_at"], row["s_exp"]) <= now:
+                raise InvalidRefresh()
+            else:
+                successor = secrets.token_urlsafe(32)
+                await conn.execute("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1", h, now)
+                await conn.execute("INSERT INTO refresh_tokens (token_hash, session_id, expires_at) "
+                                   "VALUES ($1, $2, $3)", sha256_hex(successor), row["sid"], row["s_exp"])
+                await conn.execute("UPDATE auth_sessions SET last_used_at = $2 WHERE id = $1", row["sid"], now)
+    if replayed is not None:
+        await redis.delete(session_key(settings, str(replayed["sid"])))
+        raise InvalidRefresh()
+    await publish_session(redis, settings, str(row["sid"]), row)
+    return row, str(row["sid"]), successor
+
+
+async def revoke_sessions(conn: asyncpg.Connection, *, reason: str, session_id: Any = None,
+                          user_id: Any = None, tenant_id: Any = None) -> list[str]:
+    """Revoke one session, a user's sessions or a tenant's sessions (in the caller's transaction).
+    Returns the revoked ids; the caller then calls `unpublish` after commit."""
+    rows = await conn.fetch(
+        """UPDATE auth_sessions SET revoked_at = now(), revoke_reason = $4
+           WHERE revoked_at IS NULL AND (id = $1::uuid OR user_id = $2::uuid OR tenant_id = $3::uuid) RETURNING id""",
+        session_id, user_id, tenant_id, reason)
+    return [str(r["id"]) for r in rows]
+
+
+async def unpublish(redis, settings: Settings, session_ids: list[str]) -> None:
+    if session_ids:
+        await redis.delete(*[session_key(settings, s) for s in session_ids])
+
+
+# --- MFA challenge between the two login steps (Redis, short-lived, bounded attempts) ---
+MFA_MAX_ATTEMPTS = 5
+
+
+def _challenge_key(settings: Settings, challenge: str) -> str:
+    return f"{settings.redis_prefix}auth:mfa:{sha256_hex(challenge)}"
+
+
+async def new_challenge(redis, settings: Settings, user_id: Any) -> str:
+    challenge = secrets.token_urlsafe(32)
+    await redis.set(_challenge_key(settings, challenge), json.dumps({"user_id": str(user_id), "attempts": 0}),
+                    ex=settings.mfa_challenge_ttl_s)
+    return challenge
+
+
+async def challenge_user(redis, settings: Settings, challenge: str) -> str | None:
+    raw = await redis.get(_challenge_key(settings, challenge))
+    return json.loads(raw)["user_id"] if raw else None
+
+
+async def challenge_failed(redis, settings: Settings, challenge: str) -> None:
+    """Count a wrong code; the challenge dies after MFA_MAX_ATTEMPTS."""
+    key = _challenge_key(settings, challenge)
+    raw = await redis.get(key)
+    if raw is None:
+        return
+    data = json.loads(raw)
+    data["attempts"] += 1
+    if data["attempts"] >= MFA_MAX_ATTEMPTS:
+        await redis.delete(key)
+    else:
+        await redis.set(key, json.dumps(data), keepttl=True)
+
+
+async def consume_challenge(redis, settings: Settings, challenge: str) -> bool:
+    """Single use: True only for the caller that deleted it."""
+    return bool(await redis.delete(_challenge_key(settings, challenge)))
+
+
+# --- failed-login throttling, per account and per client IP ---
+def _throttle_keys(settings: Settings, email: str, ip: str | None) -> tuple[str, str]:
+    p = settings.redis_prefix
+    return f"{p}auth:fail:acct:{sha256_hex(email.strip().lower())}", f"{p}auth:fail:ip:{ip or '-'}"
+
+
+async def throttled_for(redis, settings: Settings, email: str, ip: str | None) -> int:
+    """Seconds the caller must wait (0 when not throttled)."""
+    acct, ipk = _throttle_keys(settings, email, ip)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(acct).ttl(acct).get(ipk).ttl(ipk)
+        a, a_ttl, i, i_ttl = await pipe.execute()
+    wait = 0
+    if a is not None and int(a) >= settings.login_max_failures_account:
+        wait = max(wait, a_ttl)
+    if i is not None and int(i) >= settings.login_max_failures_ip:
+        wait = max(wait, i_ttl)
+    return max(0, wait)
+
+
+async def record_failure(redis, settings: Settings, email: str, ip: str | None) -> None:
+    acct, ipk = _throttle_keys(settings, email, ip)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.incr(acct).expire(acct, settings.login_window_s, nx=True)
+        pipe.incr(ipk).expire(ipk, settings.login_window_s, nx=True)
+        await pipe.execute()
+
+
+async def clear_failures(redis, settings: Settings, email: str) -> None:
+    await redis.delete(_throttle_keys(settings, email, None)[0])
