@@ -46,6 +46,15 @@ class Settings(BaseModel):
     vault_addr: str | None = Field(None, description="Vault address; when set, secrets come from Vault KV v2")
     vault_token: str | None = Field(None, description="Vault token (or VAULT_TOKEN)")
     vault_mount: str = Field("secret", description="Vault KV v2 mount point")
+    ws_heartbeat_s: float = Field(30.0, gt=0, le=3600, description="WebSocket gateway heartbeat frame interval")
+    ws_auth_timeout_s: float = Field(10.0, gt=0, le=300, description="time a WS client has to send its auth message")
+    ws_batch_ms: float = Field(20.0, ge=0, le=1000, description="WS fan-out batch window: updates within it share one frame")
+    ws_queue_max: int = Field(64, ge=1, le=100000, description="frames queued per slow WS client before it is told `lagged`")
+    ws_replay_max: int = Field(10000, ge=0, le=1000000, description="most updates replayed to a resuming WS client")
+    ws_replay_max_age_s: float = Field(3600.0, gt=0, description="oldest update (age) replayed to a resuming WS client")
+    ws_ring_size: int = Field(20000, ge=0, le=1000000, description="recent updates each WS gateway keeps in memory for resumes")
+    ws_max_subscriptions: int = Field(16, ge=1, le=1000, description="subscriptions per WS connection")
+    ws_processes: int = Field(1, ge=1, le=64, description="WS gateway processes sharing ws_port (SO_REUSEPORT)")
 
     @field_validator("database_url")
     @classmethod
