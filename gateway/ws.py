@@ -20,7 +20,6 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from cluster.logs import get_logger
-from cluster.messaging import stream_name, subject
 from cluster.settings import Settings
 from gateway import ws_metrics as m
 from gateway.tokens import TokenError, TokenService
@@ -154,6 +153,7 @@ class PriceGateway:
         while True:
             try:
                 await self.limiter.heartbeat()
+                await self.limiter.sync()
             except Exception as exc:
                 log.warning("redis heartbeat failed", extra={"error": str(exc)[:200]})
             lagged = self.fanout.lagged_events
@@ -235,7 +235,8 @@ class PriceGateway:
             try:
                 await self.limiter.release(claims.tenant_id)
             except Exception as exc:
-                log.warning("ws slot release failed", extra={"error": str(exc)[:200]})
+                log.warning("ws slot release failed (healed by the next sync)",
+                            extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
 
     async def _on_client_message(self, client: Client, raw: str | bytes) -> None:
         conn = client.conn
@@ -333,10 +334,14 @@ if __name__ == "__main__":  # a standalone gateway process (benchmarks; Ray runs
     ap = argparse.ArgumentParser()
     ap.add_argument("--reuse-port", action="store_true")
     a = ap.parse_args()
+    from cluster.logs import configure_logging
+
+    _settings = load_settings()
+    configure_logging(_settings.log_level)
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(run_forever(load_settings(), reuse_port=a.reuse_port))
+    asyncio.run(run_forever(_settings, reuse_port=a.reuse_port))

@@ -45,6 +45,8 @@ class ConnectionLimiter:
         self.cache_s = cache_s
         self.instance = uuid.uuid4().hex[:12]
         self._limits: dict[str, tuple[int, float]] = {}
+        self.local: dict[str, int] = {}  # this process's connections per tenant (the truth for its field)
+        self._synced: set[str] = set()
         self._script = redis.register_script(_ACQUIRE)
         p = settings.redis_prefix
         self._alive_prefix = f"{p}ws:gw:"
@@ -74,10 +76,29 @@ class ConnectionLimiter:
         limit = await self.limit(tenant_id)
         n = await self._script(keys=[self._conns_prefix + tenant_id],
                                args=[self.instance, limit, self._alive_prefix])
-        return None if int(n) < 0 else int(n)
+        if int(n) < 0:
+            return None
+        self.local[tenant_id] = self.local.get(tenant_id, 0) + 1
+        return int(n)
 
     async def release(self, tenant_id: str) -> None:
+        left = self.local.get(tenant_id, 0) - 1
+        if left > 0:
+            self.local[tenant_id] = left
+        else:
+            self.local.pop(tenant_id, None)
         await self.redis.hincrby(self._conns_prefix + tenant_id, self.instance, -1)
+
+    async def sync(self) -> None:
+        """Re-write this process's fields from its own counts, healing a release that failed (Redis blip)."""
+        stale = [k for k in self._synced if k not in self.local]
+        async with self.redis.pipeline(transaction=False) as p:
+            for tid, n in self.local.items():
+                p.hset(self._conns_prefix + tid, self.instance, n)
+            for tid in stale:
+                p.hdel(self._conns_prefix + tid, self.instance)
+            await p.execute()
+        self._synced = set(self.local)
 
     async def count(self, tenant_id: str) -> int:
         vals = await self.redis.hvals(self._conns_prefix + tenant_id)
