@@ -170,8 +170,9 @@ def run_scenario(name, settings, token, filters, updates, rate, args, gw_pids) -
     ready_q, result_q, stop_evt = ctx.Queue(), ctx.Queue(), ctx.Event()
     rss0 = sum(proc_rss_mb(p) for p in gw_pids)
     chunks = [filters[i::args.workers] for i in range(args.workers)]
-    procs = [ctx.Process(target=client_worker, args=(url, token, c, ready_q, stop_evt, result_q, i), daemon=True)
-             for i, c in enumerate(chunks)]
+    n_probe = -(-args.probe // args.workers)
+    procs = [ctx.Process(target=client_worker, args=(url, token, c, n_probe, ready_q, stop_evt, result_q, i),
+                         daemon=True) for i, c in enumerate(chunks)]
     t_conn = time.monotonic()
     for p in procs:
         p.start()
@@ -192,10 +193,11 @@ def run_scenario(name, settings, token, filters, updates, rate, args, gw_pids) -
         p.join(timeout=30)
         if p.is_alive():
             p.kill()
-    lat = array("f")
+    lat, lat_probe = array("f"), array("f")
     tot: dict[str, int] = {}
-    for _idx, counts, raw in results:
+    for _idx, counts, raw, raw_probe in results:
         lat.frombytes(raw)
+        lat_probe.frombytes(raw_probe)
         for k, v in counts.items():
             tot[k] = tot.get(k, 0) + v
     expected = expected_deliveries(filters, updates)
@@ -203,13 +205,16 @@ def run_scenario(name, settings, token, filters, updates, rate, args, gw_pids) -
         "scenario": name, "clients": len(filters), "connected": connected, "connect_s": round(connect_s, 1),
         "updates_published": published, "publish_rate_target": rate, "publish_s": round(took, 1),
         "publish_errors": pub_errors,
-        "latency_ms": {"p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99), "max": pct(lat, 100)},
+        "latency_ms": {"p50": pct(lat + lat_probe, 50), "p95": pct(lat + lat_probe, 95),
+                       "p99": pct(lat + lat_probe, 99), "max": pct(lat + lat_probe, 100)},
+        "latency_ms_probe_clients": {"clients": min(args.probe, len(filters)), "p50": pct(lat_probe, 50),
+                                     "p95": pct(lat_probe, 95), "p99": pct(lat_probe, 99)},
         "delivered": tot.get("delivered", 0), "expected": expected,
         "delivered_ratio": round(tot.get("delivered", 0) / expected, 4) if expected else None,
         "deliveries_per_s": round(tot.get("delivered", 0) / took, 0), "frames": tot.get("frames", 0),
         "lagged_notices": tot.get("lagged", 0), "dropped_for_lag": tot.get("dropped", 0),
         "errors": tot.get("errors", 0) + pub_errors, "reconnects": tot.get("reconnects", 0),
-        "duplicates": tot.get("duplicates", 0),
+        "duplicates": tot.get("duplicates", 0), "disconnects": tot.get("disconnects", 0),
         "gateway_cpu_cores": round((cpu1 - cpu0) / wall, 2),
         "gateway_rss_mb": round(rss1, 1),
         "gateway_kb_per_connection": round((rss1 - rss0) * 1024 / max(1, connected), 1),
@@ -244,6 +249,8 @@ def main() -> int:
     ap.add_argument("--drain-s", type=float, default=5.0)
     ap.add_argument("--batch-ms", type=float, default=20.0)
     ap.add_argument("--queue-max", type=int, default=64)
+    ap.add_argument("--probe", type=int, default=200,
+                    help="clients that use gateway.client.PriceStreamClient (the rest: a minimal loadgen client)")
     ap.add_argument("--only", choices=["a", "b"], default=None)
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/ws.json"))
     args = ap.parse_args()
@@ -257,7 +264,7 @@ def main() -> int:
                              log_level="WARNING", ws_batch_ms=args.batch_ms, ws_queue_max=args.queue_max)
     report = {"benchmark": "ws", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
               "config": {k: getattr(args, k) for k in ("clients", "gateways", "workers", "rate_a", "rate_b", "seconds",
-                                                        "drain_s", "batch_ms", "queue_max")},
+                                                        "drain_s", "batch_ms", "queue_max", "probe")},
               "baseline": {"what": "bare websockets broadcast measured on this machine kind (RAY_NOTES.md)",
                            "broadcast_5000_p95_ms": 262, "broadcast_1000_p95_ms": 52},
               "targets": {"a_p95_ms": 100, "b_p95_ms": 250}, "scenarios": {}}

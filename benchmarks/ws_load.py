@@ -3,7 +3,10 @@ client worker process (many `PriceStreamClient` connections per process)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
+import json
+import os
 import random
 import resource
 import time
@@ -71,8 +74,121 @@ def _ts(v: str) -> float:
     return datetime.fromisoformat(v).timestamp()
 
 
-def client_worker(url: str, token: str, filters: list[dict], ready_q, stop_evt, result_q, idx: int) -> None:
-    """One process holding len(filters) connections; reports latencies (ms) and counts when told to stop."""
+class LeanClient(asyncio.Protocol):
+    """A minimal RFC 6455 client for load generation (the gateway is what is measured, not this client):
+    upgrade with the token in the Authorization header, one subscribe, parse unmasked server frames."""
+
+    def __init__(self, host: str, port: int, token: str, flt: dict, sink: "Sink"):
+        self.req = (f"GET /v1 HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+                    f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n").encode()
+        self.sub = json.dumps({"type": "subscribe", "id": "s", "filter": flt}).encode()
+        self.sink = sink
+        self.buf = bytearray()
+        self.upgraded = False
+        self.ready = asyncio.get_running_loop().create_future()
+        self.last_seq = 0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.write(self.req)
+
+    def connection_lost(self, exc) -> None:
+        if not self.ready.done():
+            self.ready.set_result(False)
+        else:
+            self.sink.counts["disconnects"] += 1
+
+    def _send(self, opcode: int, payload: bytes) -> None:
+        mask = os.urandom(4)
+        n = len(payload)
+        head = bytes([0x80 | opcode]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+        m = (mask * (n // 4 + 1))[:n]
+        masked = (int.from_bytes(payload, "big") ^ int.from_bytes(m, "big")).to_bytes(n, "big") if n else b""
+        self.transport.write(head + mask + masked)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                self.sink.counts["errors"] += 1
+                self.transport.close()
+                return
+            del buf[:end + 4]
+            self.upgraded = True
+            self._send(1, self.sub)
+        pos, size = 0, len(buf)
+        while size - pos >= 2:
+            b1, b2 = buf[pos], buf[pos + 1]
+            n, hl = b2 & 0x7F, 2
+            if n == 126:
+                if size - pos < 4:
+                    break
+                n, hl = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
+            elif n == 127:
+                if size - pos < 10:
+                    break
+                n, hl = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
+            if size - pos < hl + n:
+                break
+            payload = bytes(buf[pos + hl:pos + hl + n])
+            pos += hl + n
+            op = b1 & 0x0F
+            if op == 1:
+                self._text(payload)
+            elif op == 9:
+                self._send(10, payload)
+            elif op == 8:
+                self.transport.close()
+        del buf[:pos]
+
+    def _text(self, payload: bytes) -> None:
+        msg = json.loads(payload)
+        if msg["type"] == "prices":
+            fresh = [u for u in msg["updates"] if u["seq"] > self.last_seq]
+            self.sink.counts["duplicates"] += len(msg["updates"]) - len(fresh)
+            if fresh:
+                self.last_seq = fresh[-1]["seq"]
+                self.sink.frame(fresh, self.sink.lat)
+        elif msg["type"] == "subscribed" and not self.ready.done():
+            self.ready.set_result(True)
+        else:
+            self.sink.event(msg)
+
+
+class Sink:
+    """Counts and latencies of one worker process."""
+
+    def __init__(self):
+        self.lat = array("f")  # lean clients
+        self.lat_probe = array("f")  # gateway.client.PriceStreamClient
+        self.counts = {"delivered": 0, "frames": 0, "lagged": 0, "dropped": 0, "errors": 0, "duplicates": 0,
+                       "disconnects": 0, "probe_delivered": 0}
+
+    def frame(self, updates: list[dict], lat: array) -> None:
+        now = time.time()
+        self.counts["frames"] += 1
+        self.counts["delivered"] += len(updates)
+        for u in updates:
+            lat.append((now - _ts(u["ts"])) * 1000)
+
+    def event(self, ev: dict) -> None:
+        t = ev.get("type")
+        if t == "lagged":
+            self.counts["lagged"] += 1
+            self.counts["dropped"] += ev.get("dropped", 0)
+        elif t == "error":
+            self.counts["errors"] += 1
+
+
+def client_worker(url: str, token: str, filters: list[dict], n_probe: int, ready_q, stop_evt, result_q,
+                  idx: int) -> None:
+    """One process holding len(filters) connections (the first n_probe through `PriceStreamClient`)."""
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -84,55 +200,53 @@ def client_worker(url: str, token: str, filters: list[dict], ready_q, stop_evt, 
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(_worker(url, token, filters, ready_q, stop_evt, result_q, idx))
+    asyncio.run(_worker(url, token, filters, n_probe, ready_q, stop_evt, result_q, idx))
 
 
-async def _worker(url, token, filters, ready_q, stop_evt, result_q, idx) -> None:
+async def _worker(url, token, filters, n_probe, ready_q, stop_evt, result_q, idx) -> None:
+    from urllib.parse import urlparse
+
     from gateway.client import PriceStreamClient
 
-    lat = array("f")
-    counts = {"delivered": 0, "frames": 0, "lagged": 0, "dropped": 0, "errors": 0, "duplicates": 0}
-    clients: list[PriceStreamClient] = []
+    sink = Sink()
+    host, port = urlparse(url).hostname, urlparse(url).port
+    loop = asyncio.get_running_loop()
+    probes: list[PriceStreamClient] = []
+    sem = asyncio.Semaphore(64)
+    ok = 0
 
-    def on_updates(updates: list[dict]) -> None:
-        now = time.time()
-        counts["frames"] += 1
-        counts["delivered"] += len(updates)
-        for u in updates:
-            lat.append((now - _ts(u["ts"])) * 1000)
+    def probe_updates(updates: list[dict]) -> None:
+        sink.counts["probe_delivered"] += len(updates)
+        sink.frame(updates, sink.lat_probe)
 
-    def on_event(ev: dict) -> None:
-        t = ev.get("type")
-        if t == "lagged":
-            counts["lagged"] += 1
-            counts["dropped"] += ev.get("dropped", 0)
-        elif t == "error":
-            counts["errors"] += 1
-
-    sem = asyncio.Semaphore(50)
-    tasks = []
-
-    async def run_one(c: PriceStreamClient) -> None:
+    async def probe_run(c: PriceStreamClient) -> None:
         try:
             await c.run()
         except Exception:
-            counts["errors"] += 1
+            sink.counts["errors"] += 1
 
-    async def start_one(f: dict) -> None:
+    async def start_one(i: int, f: dict) -> None:
+        nonlocal ok
         async with sem:
-            c = PriceStreamClient(url, token, subscriptions={"s": f}, on_updates=on_updates, on_event=on_event,
-                                  dedup_window=256, backoff_base=1.0)
-            clients.append(c)
-            tasks.append(asyncio.get_running_loop().create_task(run_one(c)))
             try:
-                await asyncio.wait_for(c.ready.wait(), 60)
-            except asyncio.TimeoutError:
-                counts["errors"] += 1
+                if i < n_probe:
+                    c = PriceStreamClient(url, token, subscriptions={"s": f}, on_updates=probe_updates,
+                                          on_event=sink.event, dedup_window=256, backoff_base=1.0)
+                    probes.append(c)
+                    loop.create_task(probe_run(c))
+                    await asyncio.wait_for(c.ready.wait(), 60)
+                else:
+                    _t, proto = await loop.create_connection(lambda: LeanClient(host, port, token, f, sink), host, port)
+                    if not await asyncio.wait_for(proto.ready, 60):
+                        raise ConnectionError("refused")
+                ok += 1
+            except Exception:
+                sink.counts["errors"] += 1
 
-    await asyncio.gather(*(start_one(f) for f in filters))
-    ready_q.put((idx, sum(c.ready.is_set() for c in clients), counts["errors"]))
+    await asyncio.gather(*(start_one(i, f) for i, f in enumerate(filters)))
+    ready_q.put((idx, ok, sink.counts["errors"]))
     while not stop_evt.is_set():
         await asyncio.sleep(0.1)
-    counts["duplicates"] = sum(c.duplicates for c in clients)
-    counts["reconnects"] = sum(max(0, c.connects - 1) for c in clients)
-    result_q.put((idx, counts, lat.tobytes()))
+    sink.counts["duplicates"] += sum(c.duplicates for c in probes)
+    sink.counts["reconnects"] = sum(max(0, c.connects - 1) for c in probes)
+    result_q.put((idx, sink.counts, sink.lat.tobytes(), sink.lat_probe.tobytes()))

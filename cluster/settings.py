@@ -55,6 +55,7 @@ class Settings(BaseModel):
     ws_ring_size: int = Field(20000, ge=0, le=1000000, description="recent updates each WS gateway keeps in memory for resumes")
     ws_max_subscriptions: int = Field(16, ge=1, le=1000, description="subscriptions per WS connection")
     ws_processes: int = Field(1, ge=1, le=64, description="WS gateway processes sharing ws_port (SO_REUSEPORT)")
+    ws_send_buffer: int = Field(65536, ge=0, le=16 * 1024 * 1024, description="kernel send buffer per WS client (bytes, 0 = OS autotuning): small keeps a slow client's backlog where the gateway can see it")
 
     @field_validator("database_url")
     @classmethod

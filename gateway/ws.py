@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections import deque
 from datetime import datetime, timezone
@@ -73,7 +74,10 @@ class PriceGateway:
         from cluster.db import create_pool
 
         s = self.settings
-        self._redis = aioredis.from_url(s.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        # A bounded, blocking pool: a burst of (dis)connects waits for a connection instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(s.redis_url, max_connections=32, timeout=10,
+                                                        socket_timeout=5, socket_connect_timeout=5)
+        self._redis = aioredis.Redis(connection_pool=pool)
         self._pg = await create_pool(s, min_size=1, max_size=2)
         self.limiter = ConnectionLimiter(s, self._redis, self._pg)
         await self.limiter.heartbeat()
@@ -103,7 +107,7 @@ class PriceGateway:
             except Exception:
                 pass
         if self._redis is not None:
-            await self._redis.aclose()
+            await self._redis.aclose(close_connection_pool=True)
         if self._pg is not None:
             await self._pg.close()
 
@@ -218,6 +222,12 @@ class PriceGateway:
             m.WS_REFUSED.labels("limit").inc()
             await conn.close(CLOSE_TOO_MANY, "tenant connection limit reached")
             return
+        if self.settings.ws_send_buffer:
+            # Otherwise loopback autotuning lets megabytes (seconds of updates) pile up in the kernel before the
+            # transport pauses and the bounded queue / `lagged` logic can act.
+            sock = conn.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.settings.ws_send_buffer)
         client = Client(conn, claims.tenant_id, claims.sub, self.settings.ws_queue_max, self.fanout)
         self.fanout.add(client)
         m.WS_CONNECTED.inc()

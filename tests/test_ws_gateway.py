@@ -216,11 +216,10 @@ async def test_slow_client_is_told_lagged_and_does_not_delay_others(settings, te
         await slow.send(json.dumps({"type": "subscribe", "filter": {"provider": "latitude"}}))
         await wait_for(lambda: len(g.fanout.clients) == 2 and all(c.group for c in g.fanout.clients))
         slow.transport.pause_reading()
-        pad = "x" * 8000
-        n = 1500  # ~12 MB: more than the socket buffers hold
-        sent = await asyncio.gather(*[publish(settings, js, price_update("latitude", "H100_80GB_PCIe",
-                                                                         external_id=f"{i}-{pad}"))
-                                      for i in range(n)])
+        pad = "x" * 4000
+        n = 800  # ~3 MB, published one after another: far more than the slow client's buffers hold
+        sent = [await publish(settings, js, price_update("latitude", "H100_80GB_PCIe", external_id=f"{i}-{pad}"))
+                for i in range(n)]
         got = 0
         while got < n:
             await next_update(fast, 10)
