@@ -215,6 +215,7 @@ def run_scenario(name, settings, token, filters, updates, rate, args, gw_pids) -
         "lagged_notices": tot.get("lagged", 0), "dropped_for_lag": tot.get("dropped", 0),
         "errors": tot.get("errors", 0) + pub_errors, "reconnects": tot.get("reconnects", 0),
         "duplicates": tot.get("duplicates", 0), "disconnects": tot.get("disconnects", 0),
+        "error_kinds": {k: v for k, v in tot.items() if k.startswith("connect_error:")},
         "gateway_cpu_cores": round((cpu1 - cpu0) / wall, 2),
         "gateway_rss_mb": round(rss1, 1),
         "gateway_kb_per_connection": round((rss1 - rss0) * 1024 / max(1, connected), 1),
@@ -251,6 +252,8 @@ def main() -> int:
     ap.add_argument("--queue-max", type=int, default=64)
     ap.add_argument("--probe", type=int, default=200,
                     help="clients that use gateway.client.PriceStreamClient (the rest: a minimal loadgen client)")
+    ap.add_argument("--a-small", type=int, default=1000,
+                    help="also run scenario (a) with this many clients (0: skip): where this machine keeps up")
     ap.add_argument("--only", choices=["a", "b"], default=None)
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/ws.json"))
     args = ap.parse_args()
@@ -264,7 +267,7 @@ def main() -> int:
                              log_level="WARNING", ws_batch_ms=args.batch_ms, ws_queue_max=args.queue_max)
     report = {"benchmark": "ws", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
               "config": {k: getattr(args, k) for k in ("clients", "gateways", "workers", "rate_a", "rate_b", "seconds",
-                                                        "drain_s", "batch_ms", "queue_max", "probe")},
+                                                        "drain_s", "batch_ms", "queue_max", "probe", "a_small")},
               "baseline": {"what": "bare websockets broadcast measured on this machine kind (RAY_NOTES.md)",
                            "broadcast_5000_p95_ms": 262, "broadcast_1000_p95_ms": 52},
               "targets": {"a_p95_ms": 100, "b_p95_ms": 250}, "scenarios": {}}
@@ -280,10 +283,13 @@ def main() -> int:
             print(json.dumps(res, indent=2), flush=True)
         if args.only in (None, "a"):
             n_a = int(args.rate_a * args.seconds)
-            res = run_scenario("a_user_filters", settings, token, user_filters(args.clients), load_feed(n_a),
-                               args.rate_a, args, pids)
-            report["scenarios"]["a"] = res
-            print(json.dumps(res, indent=2), flush=True)
+            points = [("a", args.clients)] + ([("a_small", args.a_small)] if args.a_small else [])
+            for key, n in points:
+                time.sleep(5)  # let the gateways finish the previous scenario's disconnects
+                res = run_scenario(f"a_user_filters_{n}", settings, token, user_filters(n), load_feed(n_a),
+                                   args.rate_a, args, pids)
+                report["scenarios"][key] = res
+                print(json.dumps(res, indent=2), flush=True)
     finally:
         for p in gws:
             p.terminate()

@@ -51,21 +51,26 @@ def load_feed(limit: int) -> list[dict[str, Any]]:
 
 
 def user_filters(n: int, seed: int = 5) -> list[dict[str, Any]]:
-    """Subscriptions like real users': one or two GPU types, sometimes a region/continent or a price cap."""
+    """Subscriptions like real users': one or two GPU types (the popular ones more often), sometimes a region
+    or continent, sometimes a round price cap."""
     rng = random.Random(seed)
-    fams = list(FAMILIES)
-    caps = {"A100": 1.6, "H100": 2.5, "H200": 3.5, "B200": 5.0, "GH200": 2.0}
+    fams, weights = list(FAMILIES), [30, 35, 15, 12, 8]
+    caps = {"A100": [1.25, 1.5, 2.0], "H100": [2.0, 2.5, 3.0], "H200": [3.0, 3.5, 4.0], "B200": [4.0, 5.0, 6.0],
+            "GH200": [1.5, 2.0, 2.5]}
     out = []
     for _ in range(n):
-        chosen = rng.sample(fams, 2 if rng.random() < 0.3 else 1)
-        f: dict[str, Any] = {"gpu_type": [rng.choice(FAMILIES[c]) for c in chosen]}
+        first = rng.choices(fams, weights)[0]
+        chosen = [first]
+        if rng.random() < 0.3:
+            chosen.append(rng.choice([f for f in fams if f != first]))
+        f: dict[str, Any] = {"gpu_type": [rng.choice(FAMILIES[c]) if rng.random() < 0.4 else c for c in chosen]}
         x = rng.random()
         if x < 0.15:
             f["continent"] = rng.choice(["NA", "EU"])
         elif x < 0.25:
-            f["region"] = rng.sample(REGIONS, 2)
+            f["region"] = rng.choice(REGIONS)
         if rng.random() < 0.3:
-            f["max_price"] = round(caps[chosen[0]] * rng.uniform(0.8, 1.3), 2)
+            f["max_price"] = rng.choice(caps[first])
         out.append(f)
     return out
 
@@ -89,6 +94,7 @@ class LeanClient(asyncio.Protocol):
         self.ready = asyncio.get_running_loop().create_future()
         self.last_seq = 0
         self.transport: asyncio.Transport | None = None
+        self.refusal: str | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -116,7 +122,7 @@ class LeanClient(asyncio.Protocol):
             if end < 0:
                 return
             if not buf.startswith(b"HTTP/1.1 101"):
-                self.sink.counts["errors"] += 1
+                self.refusal = bytes(buf[:40]).decode(errors="replace")
                 self.transport.close()
                 return
             del buf[:end + 4]
@@ -144,6 +150,7 @@ class LeanClient(asyncio.Protocol):
             elif op == 9:
                 self._send(10, payload)
             elif op == 8:
+                self.refusal = self.refusal or f"close {int.from_bytes(payload[:2], 'big') if payload else 1005}"
                 self.transport.close()
         del buf[:pos]
 
@@ -212,7 +219,7 @@ async def _worker(url, token, filters, n_probe, ready_q, stop_evt, result_q, idx
     host, port = urlparse(url).hostname, urlparse(url).port
     loop = asyncio.get_running_loop()
     probes: list[PriceStreamClient] = []
-    sem = asyncio.Semaphore(64)
+    sem = asyncio.Semaphore(32)
     ok = 0
 
     def probe_updates(updates: list[dict]) -> None:
@@ -234,14 +241,16 @@ async def _worker(url, token, filters, n_probe, ready_q, stop_evt, result_q, idx
                                           on_event=sink.event, dedup_window=256, backoff_base=1.0)
                     probes.append(c)
                     loop.create_task(probe_run(c))
-                    await asyncio.wait_for(c.ready.wait(), 60)
+                    await asyncio.wait_for(c.ready.wait(), 90)
                 else:
                     _t, proto = await loop.create_connection(lambda: LeanClient(host, port, token, f, sink), host, port)
-                    if not await asyncio.wait_for(proto.ready, 60):
-                        raise ConnectionError("refused")
+                    if not await asyncio.wait_for(proto.ready, 90):
+                        raise ConnectionAbortedError(proto.refusal or "closed before subscribed")
                 ok += 1
-            except Exception:
+            except Exception as exc:
                 sink.counts["errors"] += 1
+                key = "connect_error:" + type(exc).__name__
+                sink.counts[key] = sink.counts.get(key, 0) + 1
 
     await asyncio.gather(*(start_one(i, f) for i, f in enumerate(filters)))
     ready_q.put((idx, ok, sink.counts["errors"]))

@@ -57,10 +57,16 @@ def gpu_matches(wanted_tokens: tuple[str, ...], gpu_type: str) -> bool:
     "H100" matches every H100 variant; "H100 SXM" matches "H100_80GB_SXM5" but not "H100 PCIe"; "A10" does not
     match "A100".
     """
-    toks = gpu_tokens(gpu_type)
+    return tokens_match(wanted_tokens, tuple(gpu_tokens(gpu_type)))
+
+
+def tokens_match(wanted_tokens: tuple[str, ...], toks: tuple[str, ...]) -> bool:
     if not toks or not wanted_tokens or toks[0] != wanted_tokens[0]:
         return False
-    return all(any(t.startswith(w) for t in toks[1:]) for w in wanted_tokens[1:])
+    for w in wanted_tokens[1:]:
+        if not any(t.startswith(w) for t in toks[1:]):
+            return False
+    return True
 
 
 # Region -> (country, continent) for the region names providers use; unknown regions have no geography.
@@ -147,8 +153,16 @@ class CompiledFilter:
         self.max_price = float(f.max_price) if f.max_price is not None else None
 
     def matches(self, u: "UpdateView") -> bool:
-        if self.gpus is not None and not any(gpu_matches(g, u.gpu_type) for g in self.gpus):
+        # cheapest tests first: this runs for every (update, candidate group) pair
+        if self.max_price is not None and (u.price is None or u.price > self.max_price):
             return False
+        if self.gpus is not None:
+            toks = u.gpu_toks
+            for g in self.gpus:
+                if tokens_match(g, toks):
+                    break
+            else:
+                return False
         if self.providers is not None and u.provider_l not in self.providers:
             return False
         if self.regions is not None and u.region_l not in self.regions:
@@ -159,19 +173,18 @@ class CompiledFilter:
             return False
         if self.pricing is not None and u.pricing not in self.pricing:
             return False
-        if self.max_price is not None and (u.price is None or u.price > self.max_price):
-            return False
         return True
 
 
 class UpdateView:
     """The fields of one price update that filters read, computed once per update."""
 
-    __slots__ = ("gpu_type", "family", "provider_l", "region_l", "country", "continent", "pricing", "price")
+    __slots__ = ("gpu_type", "gpu_toks", "family", "provider_l", "region_l", "country", "continent", "pricing", "price")
 
     def __init__(self, d: dict[str, Any]):
         self.gpu_type = str(d.get("gpu_type") or "")
-        self.family = gpu_family(self.gpu_type)
+        self.gpu_toks = tuple(gpu_tokens(self.gpu_type))
+        self.family = self.gpu_toks[0] if self.gpu_toks else ""
         self.provider_l = str(d.get("provider") or "").lower()
         region = str(d.get("region") or "")
         self.region_l = region.lower()

@@ -254,3 +254,28 @@ def test_backoff_is_exponential_capped_and_jittered():
     assert 0.25 <= delays[0] <= 0.5 and 4 <= delays[4] <= 8
     assert all(15 <= d <= 30 for d in delays[7:])  # capped at 30 s
     assert len({round(d, 6) for d in delays[7:]}) > 1  # jittered
+
+
+def test_shared_frame_bytes_equal_websockets_serialization():
+    from gateway.ws_protocol import frame_bytes, reference_frame_bytes
+
+    for n in (0, 1, 125, 126, 127, 65535, 65536, 200_000):
+        payload = b"x" * n
+        assert frame_bytes(payload) == reference_frame_bytes(payload)
+
+
+def test_filters_aliases_and_geography():
+    from gateway.ws_filters import PriceFilter, UpdateView, region_geo
+
+    def m(flt: dict, **u) -> bool:
+        base = {"gpu_type": "H100_80GB_SXM5", "provider": "runpod", "region": "us-east-1", "new_price": "2.49"}
+        return PriceFilter.model_validate(flt).compiled().matches(UpdateView({**base, **u}))
+
+    assert m({"gpu_type": "h100"}) and m({"gpu_type": "H100 SXM"}) and not m({"gpu_type": "H100 PCIe"})
+    assert not m({"gpu_type": "A10"}, gpu_type="A100_80GB_PCIe") and m({"gpu_type": "a100"}, gpu_type="A100-80G")
+    assert m({"continent": "NA", "country": "us"}) and not m({"continent": "EU"})
+    assert m({"max_price": 2.49}) and not m({"max_price": "2.48"})
+    assert m({"pricing": "on_demand"}) and not m({"pricing": ["spot"]})
+    assert m({"region": "US-EAST-1", "provider": ["RunPod", "vast"]}) and not m({"provider": "vast"})
+    assert region_geo("europe-west4") == ("NL", "EU") and region_geo("ap-northeast-1") == ("JP", "AS")
+    assert region_geo("somewhere") == (None, None) and not m({"continent": "NA"}, region="somewhere")
