@@ -249,7 +249,7 @@ async def _worker(url, token, filters, n_probe, ready_q, stop_evt, result_q, idx
                 ok += 1
             except Exception as exc:
                 sink.counts["errors"] += 1
-                key = "connect_error:" + type(exc).__name__
+                key = f"connect_error:{type(exc).__name__}:{str(exc)[:40]}"
                 sink.counts[key] = sink.counts.get(key, 0) + 1
 
     await asyncio.gather(*(start_one(i, f) for i, f in enumerate(filters)))
