@@ -22,7 +22,9 @@ EXTENSIONS: list[str] = [
 ]
 # Steps `gpubroker up` runs after Serve is up (starting the gateway, loading the catalog, ...):
 # each "module:function" is called with (settings, echo) and must be idempotent.
-UP_STEPS: list[str] = []
+UP_STEPS: list[str] = [
+    "actors.ws_gateway:start_ws_gateway",
+]
 
 
 def _echo(msg: str) -> None:

@@ -63,6 +63,16 @@ class Settings(BaseModel):
     limiter_lease_s: float = Field(0.1, gt=0, le=5, description="a replica leases this many seconds' worth of a tenant's rate per call")
     limiter_shards: int = Field(0, ge=0, le=4096, description="0: one TenantLimiter actor per tenant; N: tenants hashed onto N limiter actors")
     limiter_plan_ttl_s: float = Field(5.0, gt=0, le=300, description="how long a replica caches a tenant's plan limits")
+    ws_heartbeat_s: float = Field(30.0, gt=0, le=3600, description="WebSocket gateway heartbeat frame interval")
+    ws_auth_timeout_s: float = Field(10.0, gt=0, le=300, description="time a WS client has to send its auth message")
+    ws_batch_ms: float = Field(20.0, ge=0, le=1000, description="WS fan-out batch window: updates within it share one frame")
+    ws_queue_max: int = Field(64, ge=1, le=100000, description="frames queued per slow WS client before it is told `lagged`")
+    ws_replay_max: int = Field(10000, ge=0, le=1000000, description="most updates replayed to a resuming WS client")
+    ws_replay_max_age_s: float = Field(3600.0, gt=0, description="oldest update (age) replayed to a resuming WS client")
+    ws_ring_size: int = Field(20000, ge=0, le=1000000, description="recent updates each WS gateway keeps in memory for resumes")
+    ws_max_subscriptions: int = Field(16, ge=1, le=1000, description="subscriptions per WS connection")
+    ws_processes: int = Field(1, ge=1, le=64, description="WS gateway processes sharing ws_port (SO_REUSEPORT)")
+    ws_send_buffer: int = Field(65536, ge=0, le=16 * 1024 * 1024, description="kernel send buffer per WS client (bytes, 0 = OS autotuning): small keeps a slow client's backlog where the gateway can see it")
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,66 @@
+"""The WebSocket price gateway as detached Ray actors, started (idempotently) by `gpubroker up`.
+
+One actor per gateway process (`settings.ws_processes`); with more than one they share `ws_port`
+through SO_REUSEPORT and the kernel spreads connections across them.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+import ray
+
+from cluster.settings import Settings
+
+ACTOR_PREFIX = "ws-gateway-"
+
+
+@ray.remote(num_cpus=0, max_restarts=-1)
+class WsGatewayActor:
+    """Owns one `PriceGateway`; the server starts with the actor (also after Ray restarts it)."""
+
+    def __init__(self, settings: Settings, reuse_port: bool):
+        from gateway.ws import PriceGateway
+
+        self.gateway = PriceGateway(settings, reuse_port=reuse_port)
+        self._started: asyncio.Task | None = None
+
+    async def start(self) -> dict[str, Any]:
+        """Start the server if it is not running yet; returns its stats (idempotent)."""
+        if self._started is None:
+            self._started = asyncio.get_running_loop().create_task(self.gateway.start())
+        await asyncio.shield(self._started)
+        return self.gateway.stats()
+
+    async def stats(self) -> dict[str, Any]:
+        """Clients, groups, last stream sequence and delivery counters of this process."""
+        if self._started is None:
+            return await self.start()
+        return self.gateway.stats()
+
+    async def stop(self) -> None:
+        """Stop serving (the actor stays; `ray.kill` it to remove it)."""
+        if self._started is not None:
+            await self.gateway.stop()
+            self._started = None
+
+
+def gateway_actors(settings: Settings) -> list:
+    """Get or create the named detached gateway actors (idempotent)."""
+    from cluster.ray_env import actor_runtime_env
+
+    n = settings.ws_processes
+    return [
+        WsGatewayActor.options(name=f"{ACTOR_PREFIX}{i}", lifetime="detached", get_if_exists=True,
+                               runtime_env=actor_runtime_env(settings)).remote(settings, n > 1)
+        for i in range(n)
+    ]
+
+
+def start_ws_gateway(settings: Settings, echo: Callable[[str], None]) -> None:
+    """`gpubroker up` step: make sure the gateway actors exist and listen on ws_host:ws_port."""
+    actors = gateway_actors(settings)
+    stats = ray.get([a.start.remote() for a in actors], timeout=120)
+    clients = sum(s["clients"] for s in stats)
+    echo(f"websocket gateway: ws://{settings.ws_host}:{settings.ws_port} "
+         f"({len(actors)} process{'es' if len(actors) > 1 else ''}, {clients} clients)")

@@ -1,0 +1,309 @@
+"""WebSocket gateway benchmark on loopback: (a) 10,000 user-like subscribers at 500 updates/s from the replayed
+marketplace feed, (b) a broadcast of every update to 10,000 clients at 2 updates/s.
+
+Everything is real: PostgreSQL (a throw-away database: tenant and its ws_limit), Redis (connection
+counts), NATS JetStream (a bench-only stream prefix), the gateway as separate processes sharing the
+port (SO_REUSEPORT), clients in separate processes (many connections each). Latency is ingest-to-client:
+the publisher's `ts` in each update versus the client's clock when the frame is parsed.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/ws.py [--clients 10000] [--gateways 2] [--workers 4]
+
+Writes benchmarks/results/ws.json.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.ws_load import client_worker, load_feed, user_filters  # noqa: E402
+from cluster.settings import load_settings  # noqa: E402
+from gateway.ws_filters import PriceFilter, UpdateView  # noqa: E402
+
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_cpu_s(pid: int) -> float:
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / CLK
+
+
+def proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pct(values: array, p: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return round(s[min(len(s) - 1, int(p / 100 * len(s)))], 1)
+
+
+def machine() -> dict:
+    mem = next((ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")), "0")
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor())
+    return {"cpus": os.cpu_count(), "cpu_model": cpu, "mem_gb": round(int(mem) / 1024 / 1024, 1),
+            "python": platform.python_version(), "kernel": platform.release(),
+            "loadavg_at_start": os.getloadavg()}
+
+
+async def setup(settings) -> str:
+    import asyncpg
+    import nats
+
+    from cluster.db import migrate
+    from cluster.messaging import ensure_streams
+    from gateway.tokens import TokenService
+
+    await migrate(settings)
+    conn = await asyncpg.connect(settings.database_url)
+    tid = await conn.fetchval("INSERT INTO tenants (name, plan, ws_limit) VALUES ('bench', 'enterprise', 100000) "
+                              "RETURNING id")
+    await conn.close()
+    nc = await nats.connect(settings.nats_url)
+    await ensure_streams(settings, nc.jetstream())
+    await nc.close()
+    return TokenService(settings).issue("bench", "user", str(tid), ttl_s=3600)
+
+
+async def teardown(settings) -> None:
+    import asyncpg
+    import nats
+    import redis.asyncio as aioredis
+
+    from cluster.messaging import STREAMS, stream_name
+
+    nc = await nats.connect(settings.nats_url)
+    for s in STREAMS:
+        try:
+            await nc.jetstream().delete_stream(stream_name(settings, s))
+        except Exception:
+            pass
+    await nc.close()
+    r = aioredis.from_url(settings.redis_url)
+    keys = [k async for k in r.scan_iter(match=f"{settings.redis_prefix}*")]
+    if keys:
+        await r.delete(*keys)
+    await r.aclose()
+    conn = await asyncpg.connect(settings.database_url.rsplit("/", 1)[0] + "/postgres")
+    await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                       settings.database_name)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{settings.database_name}"')
+    await conn.close()
+
+
+async def publish(settings, updates: list[dict], rate: float) -> tuple[float, int, int]:
+    """Publish at `rate`/s through JetStream with `ts` = publish time; returns (seconds, published, errors)."""
+    import nats
+
+    from cluster.messaging import subject
+
+    nc = await nats.connect(settings.nats_url)
+    js = nc.jetstream()
+    errors = 0
+    inflight: set[asyncio.Task] = set()
+
+    async def one(u: dict) -> None:
+        nonlocal errors
+        body = dict(u, version=1, pricing="on_demand", ts=datetime.now(timezone.utc).isoformat(),
+                    old_price=str(u["old_price"]) if u["old_price"] is not None else None, new_price=str(u["new_price"]))
+        try:
+            await js.publish(subject(settings, "prices", u["provider"], u["gpu_type"]), json.dumps(body).encode())
+        except Exception:
+            errors += 1
+
+    t0 = time.monotonic()
+    for i, u in enumerate(updates):
+        delay = t0 + i / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        t = asyncio.create_task(one(u))
+        inflight.add(t)
+        t.add_done_callback(inflight.discard)
+    await asyncio.gather(*inflight)
+    took = time.monotonic() - t0
+    await nc.close()
+    return took, len(updates), errors
+
+
+def expected_deliveries(filters: list[dict], updates: list[dict]) -> int:
+    views = [UpdateView({**u, "new_price": str(u["new_price"])}) for u in updates]
+    total, cache = 0, {}
+    for f in filters:
+        key = json.dumps(f, sort_keys=True)
+        if key not in cache:
+            cf = PriceFilter.model_validate(f).compiled()
+            cache[key] = sum(1 for v in views if cf.matches(v))
+        total += cache[key]
+    return total
+
+
+def run_scenario(name, settings, token, filters, updates, rate, args, gw_pids) -> dict:
+    url = f"ws://127.0.0.1:{settings.ws_port}/v1"
+    ctx = mp.get_context("spawn")
+    ready_q, result_q, stop_evt = ctx.Queue(), ctx.Queue(), ctx.Event()
+    rss0 = sum(proc_rss_mb(p) for p in gw_pids)
+    chunks = [filters[i::args.workers] for i in range(args.workers)]
+    n_probe = -(-args.probe // args.workers)
+    procs = [ctx.Process(target=client_worker, args=(url, token, c, n_probe, ready_q, stop_evt, result_q, i),
+                         daemon=True) for i, c in enumerate(chunks)]
+    t_conn = time.monotonic()
+    for p in procs:
+        p.start()
+    ready = [ready_q.get(timeout=300) for _ in procs]
+    connected = sum(r[1] for r in ready)
+    connect_s = time.monotonic() - t_conn
+    time.sleep(1.0)
+    rss1 = sum(proc_rss_mb(p) for p in gw_pids)
+    cpu0 = sum(proc_cpu_s(p) for p in gw_pids)
+    t0 = time.monotonic()
+    took, published, pub_errors = asyncio.run(publish(settings, updates, rate))
+    time.sleep(args.drain_s)
+    wall = time.monotonic() - t0
+    cpu1 = sum(proc_cpu_s(p) for p in gw_pids)
+    stop_evt.set()
+    results = [result_q.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        if p.is_alive():
+            p.kill()
+    lat, lat_probe = array("f"), array("f")
+    tot: dict[str, int] = {}
+    for _idx, counts, raw, raw_probe in results:
+        lat.frombytes(raw)
+        lat_probe.frombytes(raw_probe)
+        for k, v in counts.items():
+            tot[k] = tot.get(k, 0) + v
+    expected = expected_deliveries(filters, updates)
+    return {
+        "scenario": name, "clients": len(filters), "connected": connected, "connect_s": round(connect_s, 1),
+        "updates_published": published, "publish_rate_target": rate, "publish_s": round(took, 1),
+        "publish_errors": pub_errors,
+        "latency_ms": {"p50": pct(lat + lat_probe, 50), "p95": pct(lat + lat_probe, 95),
+                       "p99": pct(lat + lat_probe, 99), "max": pct(lat + lat_probe, 100)},
+        "latency_ms_probe_clients": {"clients": min(args.probe, len(filters)), "p50": pct(lat_probe, 50),
+                                     "p95": pct(lat_probe, 95), "p99": pct(lat_probe, 99)},
+        "delivered": tot.get("delivered", 0), "expected": expected,
+        "delivered_ratio": round(tot.get("delivered", 0) / expected, 4) if expected else None,
+        "deliveries_per_s": round(tot.get("delivered", 0) / took, 0), "frames": tot.get("frames", 0),
+        "lagged_notices": tot.get("lagged", 0), "dropped_for_lag": tot.get("dropped", 0),
+        "errors": tot.get("errors", 0) + pub_errors, "reconnects": tot.get("reconnects", 0),
+        "duplicates": tot.get("duplicates", 0), "disconnects": tot.get("disconnects", 0),
+        "error_kinds": {k: v for k, v in tot.items() if k.startswith("connect_error:")},
+        "gateway_cpu_cores": round((cpu1 - cpu0) / wall, 2),
+        "gateway_rss_mb": round(rss1, 1),
+        "gateway_kb_per_connection": round((rss1 - rss0) * 1024 / max(1, connected), 1),
+    }
+
+
+def start_gateways(settings, n: int) -> list[subprocess.Popen]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for k, v in settings.model_dump().items():
+        if v is not None:
+            env[f"GPUBROKER_{k.upper()}"] = str(v)
+    procs = [subprocess.Popen([sys.executable, "-m", "gateway.ws", "--reuse-port"], env=env, cwd=ROOT) for _ in range(n)]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", settings.ws_port), timeout=1).close()
+            time.sleep(2.0)  # let every process bind and follow the stream
+            return procs
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("gateway did not start")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clients", type=int, default=10000)
+    ap.add_argument("--gateways", type=int, default=2, help="gateway processes sharing the port")
+    ap.add_argument("--workers", type=int, default=4, help="client processes")
+    ap.add_argument("--rate-a", type=float, default=500.0)
+    ap.add_argument("--rate-b", type=float, default=2.0)
+    ap.add_argument("--seconds", type=float, default=20.0, help="publishing time per scenario")
+    ap.add_argument("--drain-s", type=float, default=5.0)
+    ap.add_argument("--batch-ms", type=float, default=20.0)
+    ap.add_argument("--queue-max", type=int, default=64)
+    ap.add_argument("--probe", type=int, default=200,
+                    help="clients that use gateway.client.PriceStreamClient (the rest: a minimal loadgen client)")
+    ap.add_argument("--a-small", type=int, default=1000,
+                    help="also run scenario (a) with this many clients (0: skip): where this machine keeps up")
+    ap.add_argument("--only", choices=["a", "b"], default=None)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/ws.json"))
+    args = ap.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    tag = "b" + secrets.token_hex(3)
+    state = Path(tempfile.mkdtemp(prefix=f"gpubroker-{tag}-"))
+    settings = load_settings(database_url=f"postgresql://postgres@127.0.0.1:5432/gpubroker_{tag}",
+                             redis_prefix=f"{tag}:", nats_prefix=f"{tag}.", ws_port=free_port(), state_dir=state,
+                             log_level="WARNING", ws_batch_ms=args.batch_ms, ws_queue_max=args.queue_max)
+    report = {"benchmark": "ws", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+              "config": {k: getattr(args, k) for k in ("clients", "gateways", "workers", "rate_a", "rate_b", "seconds",
+                                                        "drain_s", "batch_ms", "queue_max", "probe", "a_small")},
+              "baseline": {"what": "bare websockets broadcast measured on this machine kind (RAY_NOTES.md)",
+                           "broadcast_5000_p95_ms": 262, "broadcast_1000_p95_ms": 52},
+              "targets": {"a_p95_ms": 100, "b_p95_ms": 250}, "scenarios": {}}
+    token = asyncio.run(setup(settings))
+    gws = start_gateways(settings, args.gateways)
+    pids = [p.pid for p in gws]
+    try:
+        if args.only in (None, "b"):
+            n_b = max(1, int(args.rate_b * args.seconds))
+            res = run_scenario("b_broadcast", settings, token, [{}] * args.clients, load_feed(n_b), args.rate_b,
+                               args, pids)
+            report["scenarios"]["b"] = res
+            print(json.dumps(res, indent=2), flush=True)
+        if args.only in (None, "a"):
+            n_a = int(args.rate_a * args.seconds)
+            points = [("a", args.clients)] + ([("a_small", args.a_small)] if args.a_small else [])
+            for key, n in points:
+                time.sleep(5)  # let the gateways finish the previous scenario's disconnects
+                res = run_scenario(f"a_user_filters_{n}", settings, token, user_filters(n), load_feed(n_a),
+                                   args.rate_a, args, pids)
+                report["scenarios"][key] = res
+                print(json.dumps(res, indent=2), flush=True)
+    finally:
+        for p in gws:
+            p.terminate()
+        for p in gws:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        asyncio.run(teardown(settings))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

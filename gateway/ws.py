@@ -1,0 +1,357 @@
+"""The live price stream: a WebSocket gateway fed by JetStream `prices.>` (protocol: gateway/PROTOCOL.md).
+
+`PriceGateway` is one process's server. It follows the PRICES stream with an ordered consumer that it
+re-creates from its last stream sequence after a NATS outage, so nothing JetStream kept is skipped;
+it authenticates clients (JWT in the Authorization header or a first `auth` message), enforces the
+tenant `ws_limit` across processes through Redis, and hands updates to `Fanout`. Several processes
+can share one port (`reuse_port=True`): each follows the stream itself.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections import deque
+from datetime import datetime, timezone
+from http import HTTPStatus
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from cluster.logs import get_logger
+from cluster.settings import Settings
+from gateway import ws_metrics as m
+from gateway.tokens import TokenError, TokenService
+from gateway.ws_fanout import Client, Fanout
+from gateway.ws_filters import UpdateView
+from gateway.ws_jetstream import PriceFeed
+from gateway.ws_limits import ConnectionLimiter, TenantUnknown
+from gateway.ws_protocol import (CLOSE_AUTH_TIMEOUT, CLOSE_FORBIDDEN, CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED,
+                                 CLOSE_UNAVAILABLE, PROTOCOL_VERSION, AuthMsg, PingMsg, ProtocolError,
+                                 SubscribeMsg, UnsubscribeMsg, control_frame, dumps, error_obj,
+                                 parse_client_message, prices_payload, update_json)
+
+log = get_logger("ws")
+
+_REPLAY_FRAME = 200  # updates per replay frame
+
+
+def _ts_epoch(v: Any) -> float | None:
+    if not isinstance(v, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(v)
+    except ValueError:
+        return None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+
+
+class PriceGateway:
+    """One WebSocket server process. `await start()`, then `await stop()`."""
+
+    def __init__(self, settings: Settings, *, reuse_port: bool = False, port: int | None = None):
+        self.settings = settings
+        self.reuse_port = reuse_port
+        self.port = port if port is not None else settings.ws_port
+        self.tokens = TokenService(settings)
+        self.fanout = Fanout(settings.ws_batch_ms / 1000.0, on_flush=self._on_flush)
+        self.ring: deque[tuple[int, UpdateView, bytes, float]] = deque(maxlen=settings.ws_ring_size or None)
+        self.feed = PriceFeed(settings, self._on_update)
+        self.server: Server | None = None
+        self.limiter: ConnectionLimiter | None = None
+        self._redis: Any = None
+        self._pg: Any = None
+        self._tasks: list[asyncio.Task] = []
+        self.stats_counts = {"updates": 0, "frames": 0, "deliveries": 0, "dropped": 0, "bad_updates": 0}
+        self._lagged_seen = 0
+
+    # lifecycle ----------------------------------------------------------------------------------------
+    async def start(self) -> "PriceGateway":
+        import redis.asyncio as aioredis
+
+        from cluster.db import create_pool
+
+        s = self.settings
+        # A bounded, blocking pool: a burst of (dis)connects waits for a connection instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(s.redis_url, max_connections=32, timeout=10,
+                                                        socket_timeout=5, socket_connect_timeout=5)
+        self._redis = aioredis.Redis(connection_pool=pool)
+        self._pg = await create_pool(s, min_size=1, max_size=2)
+        self.limiter = ConnectionLimiter(s, self._redis, self._pg)
+        await self.limiter.heartbeat()
+        await self.feed.start()
+        self.server = await serve(
+            self._handler, s.ws_host, self.port, process_request=self._process_request, compression=None,
+            max_size=65536, max_queue=16, ping_interval=20, ping_timeout=20, reuse_port=self.reuse_port,
+            backlog=4096, server_header=None,
+        )
+        if self.port == 0:
+            self.port = next(iter(self.server.sockets)).getsockname()[1]
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._heartbeats()), loop.create_task(self._housekeeping())]
+        log.info("ws gateway listening", extra={"host": s.ws_host, "port": self.port})
+        return self
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        await self.feed.stop()
+        if self.limiter is not None:
+            try:
+                await self.limiter.close()
+            except Exception:
+                pass
+        if self._redis is not None:
+            await self._redis.aclose(close_connection_pool=True)
+        if self._pg is not None:
+            await self._pg.close()
+
+    def stats(self) -> dict[str, Any]:
+        return {"port": self.port, "clients": len(self.fanout.clients), "groups": len(self.fanout.groups),
+                "last_seq": self.feed.last_seq, "lagged": self.fanout.lagged_events, **self.stats_counts}
+
+    # NATS -> clients ----------------------------------------------------------------------------------
+    def _on_update(self, data: bytes, seq: int) -> None:
+        rx = time.monotonic()
+        try:
+            d = json.loads(data)
+            if not isinstance(d, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            self.stats_counts["bad_updates"] += 1
+            return
+        view = UpdateView(d)
+        payload = update_json(d, seq)
+        ts = _ts_epoch(d.get("ts")) or time.time()
+        if self.ring.maxlen:
+            self.ring.append((seq, view, payload, ts))
+        self.stats_counts["updates"] += 1
+        m.WS_UPDATES_IN.inc()
+        m.WS_INGEST_LAG.observe(max(0.0, time.time() - ts))
+        self.fanout.publish(view, seq, payload, rx)
+
+    def _on_flush(self, frames: int, deliveries: int, dropped: int, oldest_rx: float) -> None:
+        c = self.stats_counts
+        c["frames"] += frames
+        c["deliveries"] += deliveries
+        c["dropped"] += dropped
+        m.WS_FRAMES_SENT.inc(frames)
+        m.WS_MESSAGES_SENT.inc(deliveries)
+        if dropped:
+            m.WS_DROPPED.inc(dropped)
+        m.WS_LAG.observe(time.monotonic() - oldest_rx)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.ws_heartbeat_s)
+            frame = control_frame({"type": "heartbeat", "ts": datetime.now(timezone.utc).isoformat(),
+                                   "seq": self.feed.last_seq})
+            self.fanout.broadcast(frame)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            try:
+                await self.limiter.heartbeat()
+                await self.limiter.sync()
+            except Exception as exc:
+                log.warning("redis heartbeat failed", extra={"error": str(exc)[:200]})
+            lagged = self.fanout.lagged_events
+            if lagged > self._lagged_seen:
+                m.WS_LAGGED.inc(lagged - self._lagged_seen)
+                self._lagged_seen = lagged
+            await asyncio.sleep(min(10.0, ConnectionLimiter.ALIVE_TTL_S / 3))
+
+    # connections --------------------------------------------------------------------------------------
+    def _process_request(self, conn: ServerConnection, request) -> Any:
+        """A token in the Authorization header is checked before the upgrade: a bad one gets HTTP 401."""
+        conn.gpb_claims = None  # type: ignore[attr-defined]
+        header = request.headers.get("Authorization")
+        if header is None:
+            return None  # expect an `auth` message first
+        scheme, _, token = header.partition(" ")
+        try:
+            if scheme.lower() != "bearer" or not token:
+                raise TokenError("expected `Authorization: Bearer <token>`")
+            conn.gpb_claims = self.tokens.verify(token.strip())  # type: ignore[attr-defined]
+        except TokenError:
+            m.WS_REFUSED.labels("token").inc()
+            return conn.respond(HTTPStatus.UNAUTHORIZED, "invalid or expired token\n")
+        return None
+
+    async def _authenticate(self, conn: ServerConnection):
+        claims = getattr(conn, "gpb_claims", None)
+        if claims is not None:
+            return claims
+        try:
+            raw = await asyncio.wait_for(conn.recv(), timeout=self.settings.ws_auth_timeout_s)
+        except asyncio.TimeoutError:
+            m.WS_REFUSED.labels("auth_timeout").inc()
+            await conn.close(CLOSE_AUTH_TIMEOUT, "no auth message")
+            return None
+        try:
+            msg = parse_client_message(raw)
+            if not isinstance(msg, AuthMsg):
+                raise ProtocolError("unauthenticated", "first message must be {type: auth, token}")
+            return self.tokens.verify(msg.token)
+        except (ProtocolError, TokenError):
+            m.WS_REFUSED.labels("token").inc()
+            await conn.close(CLOSE_UNAUTHORIZED, "invalid or missing token")
+            return None
+
+    async def _handler(self, conn: ServerConnection) -> None:
+        claims = await self._authenticate(conn)
+        if claims is None:
+            return
+        try:
+            count = await self.limiter.acquire(claims.tenant_id)
+        except TenantUnknown:
+            m.WS_REFUSED.labels("tenant").inc()
+            await conn.close(CLOSE_FORBIDDEN, "unknown tenant")
+            return
+        except Exception as exc:  # PostgreSQL or Redis down: tell the client to retry later
+            log.warning("ws limit check failed", extra={"error": str(exc)[:200]})
+            m.WS_REFUSED.labels("unavailable").inc()
+            await conn.close(CLOSE_UNAVAILABLE, "try again later")
+            return
+        if count is None:
+            m.WS_REFUSED.labels("limit").inc()
+            await conn.close(CLOSE_TOO_MANY, "tenant connection limit reached")
+            return
+        if self.settings.ws_send_buffer:
+            # Otherwise loopback autotuning lets megabytes (seconds of updates) pile up in the kernel before the
+            # transport pauses and the bounded queue / `lagged` logic can act.
+            sock = conn.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.settings.ws_send_buffer)
+        client = Client(conn, claims.tenant_id, claims.sub, self.settings.ws_queue_max, self.fanout)
+        self.fanout.add(client)
+        m.WS_CONNECTED.inc()
+        try:
+            await conn.send(dumps({"type": "welcome", "version": PROTOCOL_VERSION, "seq": self.feed.last_seq,
+                                   "heartbeat_s": self.settings.ws_heartbeat_s,
+                                   "max_subscriptions": self.settings.ws_max_subscriptions}), text=True)
+            async for raw in conn:
+                await self._on_client_message(client, raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.fanout.remove(client)
+            m.WS_CONNECTED.dec()
+            try:
+                await self.limiter.release(claims.tenant_id)
+            except Exception as exc:
+                log.warning("ws slot release failed (healed by the next sync)",
+                            extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
+
+    async def _on_client_message(self, client: Client, raw: str | bytes) -> None:
+        conn = client.conn
+        try:
+            msg = parse_client_message(raw)
+            if isinstance(msg, SubscribeMsg):
+                await self._subscribe(client, msg)
+            elif isinstance(msg, UnsubscribeMsg):
+                if msg.id not in client.subs:
+                    raise ProtocolError("unknown_subscription", f"no subscription {msg.id!r}")
+                subs = dict(client.subs)
+                del subs[msg.id]
+                self.fanout.set_subscriptions(client, subs)
+                await conn.send(dumps({"type": "unsubscribed", "id": msg.id}), text=True)
+            elif isinstance(msg, PingMsg):
+                await conn.send(dumps({"type": "pong", "nonce": msg.nonce, "seq": self.feed.last_seq}), text=True)
+            else:
+                raise ProtocolError("already_authenticated", "this connection is already authenticated")
+        except ProtocolError as exc:
+            m.WS_PROTOCOL_ERRORS.inc()
+            await conn.send(dumps(error_obj(exc.code, exc.message, exc.details)), text=True)
+
+    async def _subscribe(self, client: Client, msg: SubscribeMsg) -> None:
+        if msg.id not in client.subs and len(client.subs) >= self.settings.ws_max_subscriptions:
+            raise ProtocolError("too_many_subscriptions", f"at most {self.settings.ws_max_subscriptions}")
+        compiled = msg.filter.compiled()
+        subs = dict(client.subs)
+        subs[msg.id] = compiled
+        resume = msg.resume_from_seq
+        if resume is not None:
+            client.replaying = True  # live frames queue up behind the replay
+        try:
+            self.fanout.set_subscriptions(client, subs)
+            await client.conn.send(dumps({"type": "subscribed", "id": msg.id, "seq": self.feed.last_seq,
+                                          "filter": msg.filter.model_dump(mode="json", exclude_none=True)}),
+                                   text=True)
+            if resume is not None:
+                await self._replay(client, msg.id, compiled, resume)
+        finally:
+            if resume is not None:
+                client.end_replay()
+
+    async def _replay(self, client: Client, sub_id: str, flt, after_seq: int) -> None:
+        """Send the updates after `after_seq` this filter matches, bounded by count and age."""
+        s = self.settings
+        upto = self.feed.last_seq
+        start, truncated = after_seq + 1, False
+        if upto - after_seq > s.ws_replay_max:
+            start, truncated = upto - s.ws_replay_max + 1, True
+        min_ts = time.time() - s.ws_replay_max_age_s
+        out: list[bytes] = []
+        source = "memory"
+        if start <= upto:
+            if self.ring and self.ring[0][0] <= start:
+                for seq, view, payload, ts in reversed(self.ring):
+                    if seq < start:
+                        break
+                    if seq <= upto and ts >= min_ts and flt.matches(view):
+                        out.append(payload)
+                out.reverse()
+            else:
+                source = "jetstream"
+                async for seq, data in self.feed.history(start, upto):
+                    try:
+                        d = json.loads(data)
+                    except ValueError:
+                        continue
+                    ts = _ts_epoch(d.get("ts")) or 0.0
+                    if ts < min_ts:
+                        truncated = True
+                        continue
+                    if flt.matches(UpdateView(d)):
+                        out.append(update_json(d, seq))
+        for i in range(0, len(out), _REPLAY_FRAME):
+            await client.conn.send(prices_payload(out[i:i + _REPLAY_FRAME]), text=True)
+        if out:
+            m.WS_REPLAYED.labels(source).inc(len(out))
+        await client.conn.send(dumps({"type": "replayed", "id": sub_id, "from_seq": start, "to_seq": upto,
+                                      "count": len(out), "truncated": truncated}), text=True)
+
+
+async def run_forever(settings: Settings, reuse_port: bool = False) -> None:
+    gw = await PriceGateway(settings, reuse_port=reuse_port).start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await gw.stop()
+
+
+if __name__ == "__main__":  # a standalone gateway process (benchmarks; Ray runs it as an actor otherwise)
+    import argparse
+
+    from cluster.settings import load_settings
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reuse-port", action="store_true")
+    a = ap.parse_args()
+    from cluster.logs import configure_logging
+
+    _settings = load_settings()
+    configure_logging(_settings.log_level)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(run_forever(_settings, reuse_port=a.reuse_port))

@@ -1,0 +1,281 @@
+"""The WebSocket price gateway, in-process, against the real PostgreSQL, Redis and NATS JetStream."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from gateway.client import PriceStreamClient, StreamRefused, backoff_delay
+from gateway.ws import PriceGateway
+from tests.ws_fixtures import make_tenant, next_update, price_update, publish, token_for, wait_for
+
+
+@pytest.fixture(scope="module")
+async def gw(settings, pg, redis_client, nats_client):
+    s = settings.with_overrides(ws_heartbeat_s=0.3, ws_batch_ms=5)
+    g = await PriceGateway(s, port=0).start()
+    await asyncio.wait_for(g.feed.connected.wait(), 10)
+    yield g
+    await g.stop()
+
+
+@pytest.fixture(scope="module")
+async def tenant(pg):
+    return await make_tenant(pg, ws_limit=50)
+
+
+@pytest.fixture
+def js(nats_client):
+    return nats_client.jetstream()
+
+
+def url(g) -> str:
+    return f"ws://127.0.0.1:{g.port}/v1"
+
+
+async def started(client: PriceStreamClient) -> asyncio.Task:
+    task = asyncio.get_running_loop().create_task(client.run())
+    await asyncio.wait_for(client.ready.wait(), 10)
+    return task
+
+
+async def stop(client: PriceStreamClient, task: asyncio.Task) -> None:
+    await client.close()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_delta_reaches_matching_client_only(gw, settings, tenant, js):
+    tok = token_for(settings, tenant)
+    h100 = PriceStreamClient(url(gw), tok, subscriptions={"s": {"gpu_type": "h100-sxm", "provider": "RunPod"}})
+    a100 = PriceStreamClient(url(gw), tok, auth_in_header=False,
+                             subscriptions={"s": {"gpu_type": ["A100"], "continent": "EU", "max_price": 2.0}})
+    t1, t2 = await started(h100), await started(a100)
+    try:
+        seq = await publish(settings, js, price_update("runpod", "H100_80GB_SXM5", "us-east-1", "2.49", "2.59"))
+        u = await next_update(h100)
+        assert u["seq"] == seq and u["provider"] == "runpod" and u["gpu_type"] == "H100_80GB_SXM5"
+        assert u["new_price"] == "2.49" and u["old_price"] == "2.59" and u["region"] == "us-east-1"
+        assert set(u) >= {"version", "seq", "offer_id", "external_id", "provider", "gpu_type", "region",
+                          "old_price", "new_price", "availability", "ts"} and u["version"] == 1
+        # Not for the A100 client; and neither a PCIe H100, another provider, a US A100, or one over its cap.
+        await publish(settings, js, price_update("runpod", "H100_80GB_PCIe"))
+        await publish(settings, js, price_update("lambdalabs", "H100_80GB_SXM5"))
+        await publish(settings, js, price_update("runpod", "A100_80GB_SXM4", "us-west-2", "1.10"))
+        await publish(settings, js, price_update("runpod", "A100_80GB_SXM4", "eu-west-1", "2.10"))
+        seq_eu = await publish(settings, js, price_update("nebius", "A100_80GB_SXM4", "eu-north1", "1.55"))
+        u = await next_update(a100)
+        assert u["seq"] == seq_eu and u["provider"] == "nebius"
+        await asyncio.sleep(0.3)
+        assert h100.updates.empty() and a100.updates.empty()
+        # heartbeats arrive on their own (0.3 s here)
+        await wait_for(lambda: any(e["type"] == "heartbeat" for e in h100.events), 3)
+    finally:
+        await stop(h100, t1)
+        await stop(a100, t2)
+
+
+async def test_unsubscribe_stops_updates(gw, settings, tenant, js):
+    c = PriceStreamClient(url(gw), token_for(settings, tenant), subscriptions={"a": {"gpu_type": "B200"}})
+    t = await started(c)
+    try:
+        await c.subscribe("b", {"gpu_type": "GH200"})
+        await wait_for(lambda: sum(e["type"] == "subscribed" for e in c.events) == 2)
+        await c.unsubscribe("a")
+        await wait_for(lambda: any(e == {"type": "unsubscribed", "id": "a"} for e in c.events))
+        await publish(settings, js, price_update("runpod", "B200_180GB"))
+        seq = await publish(settings, js, price_update("runpod", "GH200_96GB"))
+        assert (await next_update(c))["seq"] == seq
+        await asyncio.sleep(0.2)
+        assert c.updates.empty()
+    finally:
+        await stop(c, t)
+
+
+async def test_invalid_token_is_refused(gw, settings, tenant):
+    with pytest.raises(InvalidStatus) as exc:
+        async with connect(url(gw), additional_headers={"Authorization": "Bearer not-a-jwt"}):
+            pass
+    assert exc.value.response.status_code == 401
+    expired = token_for(settings, tenant, ttl_s=-10)
+    async with connect(url(gw)) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": expired}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd.code == 4401
+    # the client treats it as final instead of retrying forever
+    c = PriceStreamClient(url(gw), "x.y.z", auth_in_header=False)
+    with pytest.raises(StreamRefused) as refused:
+        await asyncio.wait_for(c.run(), 5)
+    assert refused.value.code == 4401
+
+
+async def test_malformed_messages_get_error_frames_and_connection_survives(gw, settings, tenant, js):
+    async with connect(url(gw), additional_headers={"Authorization": f"Bearer {token_for(settings, tenant)}"}) as ws:
+        assert json.loads(await ws.recv())["type"] == "welcome"
+        cases = [
+            ("not json", "bad_json", None),
+            ("[1, 2]", "bad_message", None),
+            ('{"type": "bogus"}', "unknown_type", None),
+            ('{"type": "subscribe", "filter": {"max_price": -1}}', "invalid", "filter.max_price"),
+            ('{"type": "subscribe", "filter": {"colour": "red"}}', "invalid", "filter.colour"),
+            ('{"type": "unsubscribe", "id": "never"}', "unknown_subscription", None),
+            (json.dumps({"type": "auth", "token": "again"}), "already_authenticated", None),
+        ]
+        for raw, code, field in cases:
+            await ws.send(raw)
+            err = json.loads(await ws.recv())
+            assert err["type"] == "error" and err["code"] == code, (raw, err)
+            if field:
+                assert err["details"][0]["field"] == field
+        await ws.send(json.dumps({"type": "subscribe", "id": "x", "filter": {"gpu_type": "H200"}}))
+        ack = json.loads(await ws.recv())
+        assert ack["type"] == "subscribed" and ack["filter"] == {"gpu_type": ["H200"]}
+        seq = await publish(settings, js, price_update("vultr", "H200_141GB"))
+        while True:
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            if msg["type"] == "prices":
+                break
+        assert [u["seq"] for u in msg["updates"]] == [seq]
+
+
+async def test_tenant_over_limit_is_refused_and_slot_freed_on_disconnect(gw, settings, pg, redis_client):
+    tid = await make_tenant(pg, ws_limit=1)
+    hdr = {"Authorization": f"Bearer {token_for(settings, tid)}"}
+    async with connect(url(gw), additional_headers=hdr) as first:
+        assert json.loads(await first.recv())["type"] == "welcome"
+        assert await gw.limiter.count(tid) == 1
+        # a lost release (Redis blip) is healed: each process re-writes its own count
+        await redis_client.hset(f"{settings.redis_prefix}ws:conns:{tid}", gw.limiter.instance, 7)
+        await gw.limiter.sync()
+        assert await gw.limiter.count(tid) == 1
+        async with connect(url(gw), additional_headers=hdr) as second:
+            with pytest.raises(ConnectionClosed) as closed:
+                await second.recv()
+        assert closed.value.rcvd.code == 4429
+    await wait_for(lambda: not any(c.tenant_id == tid for c in gw.fanout.clients))
+    await asyncio.sleep(0.05)
+    assert await gw.limiter.count(tid) == 0
+    async with connect(url(gw), additional_headers=hdr) as third:
+        assert json.loads(await third.recv())["type"] == "welcome"
+
+
+async def test_reconnecting_client_resumes_from_last_seq(gw, settings, tenant, js):
+    c = PriceStreamClient(url(gw), token_for(settings, tenant), subscriptions={"s": {"provider": "crusoecloud"}},
+                          backoff_base=0.05)
+    t = await started(c)
+    try:
+        first = await publish(settings, js, price_update("crusoecloud", "H100_80GB_SXM5"))
+        assert (await next_update(c))["seq"] == first
+        c.ws.transport.abort()  # the link drops
+        missed = [await publish(settings, js, price_update("crusoecloud", "H200_141GB", price=f"3.{i}"))
+                  for i in range(5)]
+        got = [(await next_update(c))["seq"] for _ in range(5)]
+        assert got == missed and c.connects == 2
+        assert any(e["type"] == "replayed" and e["count"] == 5 for e in c.events)
+    finally:
+        await stop(c, t)
+
+
+async def test_resume_beyond_memory_reads_jetstream(settings, tenant, js, pg):
+    s = settings.with_overrides(ws_ring_size=0, ws_replay_max=3)
+    g = await PriceGateway(s, port=0).start()
+    try:
+        await asyncio.wait_for(g.feed.connected.wait(), 10)
+        seqs = [await publish(settings, js, price_update("oblivus", "A100_80GB_PCIe", price=f"1.{i}"))
+                for i in range(5)]
+        await wait_for(lambda: g.feed.last_seq >= seqs[-1])
+        c = PriceStreamClient(url(g), token_for(settings, tenant), subscriptions={"s": {"provider": "oblivus"}})
+        c.last_seq = seqs[0] - 1  # as if it had seen everything before these five
+        t = await started(c)
+        try:
+            got = [(await next_update(c))["seq"] for _ in range(3)]
+            assert got == seqs[-3:]  # bounded to ws_replay_max, the newest ones
+            done = next(e for e in c.events if e["type"] == "replayed")
+            assert done["truncated"] is True and done["count"] == 3
+        finally:
+            await stop(c, t)
+    finally:
+        await g.stop()
+
+
+async def test_slow_client_is_told_lagged_and_does_not_delay_others(settings, tenant, js):
+    s = settings.with_overrides(ws_queue_max=4, ws_batch_ms=2)
+    g = await PriceGateway(s, port=0).start()
+    try:
+        await asyncio.wait_for(g.feed.connected.wait(), 10)
+        tok = token_for(settings, tenant)
+        fast = PriceStreamClient(url(g), tok, subscriptions={"s": {"provider": "latitude"}})
+        tf = await started(fast)
+        # A slow client: subscribes, then stops reading (small receive buffer, websockets' read queue of 1).
+        slow = await connect(url(g), additional_headers={"Authorization": f"Bearer {tok}"}, max_queue=1,
+                             compression=None)
+        await slow.send(json.dumps({"type": "subscribe", "filter": {"provider": "latitude"}}))
+        await wait_for(lambda: len(g.fanout.clients) == 2 and all(c.group for c in g.fanout.clients))
+        slow.transport.pause_reading()
+        pad = "x" * 4000
+        n = 800  # ~3 MB, published one after another: far more than the slow client's buffers hold
+        sent = [await publish(settings, js, price_update("latitude", "H100_80GB_PCIe", external_id=f"{i}-{pad}"))
+                for i in range(n)]
+        got = 0
+        while got < n:
+            await next_update(fast, 10)
+            got += 1
+        assert fast.last_seq == max(sent)
+        await wait_for(lambda: g.stats_counts["dropped"] > 0, 10)
+        slow_state = next(c for c in g.fanout.clients if c.conn.remote_address != fast.ws.local_address)
+        assert len(slow_state.queue) <= s.ws_queue_max  # bounded, not growing
+        slow.transport.resume_reading()
+        lagged = None
+        while lagged is None:
+            msg = json.loads(await asyncio.wait_for(slow.recv(), 10))
+            if msg["type"] == "lagged":
+                lagged = msg
+        assert lagged["dropped"] > 0 and lagged["from_seq"] <= lagged["to_seq"]
+        last = None
+        while last != max(sent):  # then it skips to the newest
+            msg = json.loads(await asyncio.wait_for(slow.recv(), 10))
+            if msg["type"] == "prices":
+                last = msg["updates"][-1]["seq"]
+        await slow.close()
+        await stop(fast, tf)
+    finally:
+        await g.stop()
+
+
+def test_backoff_is_exponential_capped_and_jittered():
+    import random
+
+    rng = random.Random(7)
+    delays = [backoff_delay(a, base=0.5, cap=30, rng=rng) for a in range(12)]
+    assert 0.25 <= delays[0] <= 0.5 and 4 <= delays[4] <= 8
+    assert all(15 <= d <= 30 for d in delays[7:])  # capped at 30 s
+    assert len({round(d, 6) for d in delays[7:]}) > 1  # jittered
+
+
+def test_shared_frame_bytes_equal_websockets_serialization():
+    from gateway.ws_protocol import frame_bytes, reference_frame_bytes
+
+    for n in (0, 1, 125, 126, 127, 65535, 65536, 200_000):
+        payload = b"x" * n
+        assert frame_bytes(payload) == reference_frame_bytes(payload)
+
+
+def test_filters_aliases_and_geography():
+    from gateway.ws_filters import PriceFilter, UpdateView, region_geo
+
+    def m(flt: dict, **u) -> bool:
+        base = {"gpu_type": "H100_80GB_SXM5", "provider": "runpod", "region": "us-east-1", "new_price": "2.49"}
+        return PriceFilter.model_validate(flt).compiled().matches(UpdateView({**base, **u}))
+
+    assert m({"gpu_type": "h100"}) and m({"gpu_type": "H100 SXM"}) and not m({"gpu_type": "H100 PCIe"})
+    assert not m({"gpu_type": "A10"}, gpu_type="A100_80GB_PCIe") and m({"gpu_type": "a100"}, gpu_type="A100-80G")
+    assert m({"continent": "NA", "country": "us"}) and not m({"continent": "EU"})
+    assert m({"max_price": 2.49}) and not m({"max_price": "2.48"})
+    assert m({"pricing": "on_demand"}) and not m({"pricing": ["spot"]})
+    assert m({"region": "US-EAST-1", "provider": ["RunPod", "vast"]}) and not m({"provider": "vast"})
+    assert region_geo("europe-west4") == ("NL", "EU") and region_geo("ap-northeast-1") == ("JP", "AS")
+    assert region_geo("somewhere") == (None, None) and not m({"continent": "NA"}, region="somewhere")

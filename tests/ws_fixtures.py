@@ -1,0 +1,49 @@
+"""Helpers for the WebSocket gateway tests: tenants, tokens, price updates on the real NATS."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+
+from cluster.messaging import subject
+from domain.models import Availability, PriceUpdate
+
+
+async def make_tenant(pg, ws_limit: int = 100) -> str:
+    tid = uuid.uuid4()
+    await pg.execute("INSERT INTO tenants (id, name, ws_limit) VALUES ($1, $2, $3)", tid, f"ws-{tid.hex[:6]}", ws_limit)
+    return str(tid)
+
+
+def token_for(settings, tenant_id: str, ttl_s: int | None = None) -> str:
+    from gateway.tokens import TokenService
+
+    return TokenService(settings).issue(str(uuid.uuid4()), "user", tenant_id, ttl_s=ttl_s)
+
+
+def price_update(provider: str = "runpod", gpu_type: str = "H100_80GB_SXM5", region: str = "us-east-1",
+                 price: str = "2.49", old: str | None = "2.59", **kw) -> PriceUpdate:
+    return PriceUpdate(offer_id=uuid.uuid4(), external_id=kw.pop("external_id", f"{provider}-{gpu_type}-{region}"),
+                       provider=provider, gpu_type=gpu_type, region=region, old_price=Decimal(old) if old else None,
+                       new_price=Decimal(price), availability=Availability.up, **kw)
+
+
+async def publish(settings, js, upd: PriceUpdate) -> int:
+    """Publish like ingestion does; returns the JetStream stream sequence."""
+    ack = await js.publish(subject(settings, "prices", upd.provider, upd.gpu_type), upd.model_dump_json().encode())
+    return ack.seq
+
+
+async def next_update(client, timeout: float = 5.0) -> dict:
+    return await asyncio.wait_for(client.updates.get(), timeout)
+
+
+async def wait_for(pred, timeout: float = 5.0, step: float = 0.02):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(step)
