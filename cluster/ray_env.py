@@ -36,6 +36,7 @@ def build_app(settings: Settings):
     from ray import serve
 
     from deployments.ingress import Ingress
+    from deployments.search import search_deployment
 
     ingress = serve.deployment(
         Ingress,
@@ -52,7 +53,8 @@ def build_app(settings: Settings):
         health_check_period_s=10,
         graceful_shutdown_timeout_s=5,
     )
-    return ingress.bind(settings, {})
+    handles = {"search": search_deployment(settings).bind(settings)}
+    return ingress.bind(settings, handles)
 
 
 def deploy(settings: Settings, name: str = "gpubroker", route_prefix: str = "/", app=None) -> None:

@@ -19,6 +19,7 @@ from gateway.http import EdgeMiddleware, install_error_handlers
 
 ROUTERS: list[str] = [
     "deployments.api_system:router",
+    "deployments.api_search:router",
 ]
 
 
