@@ -19,7 +19,7 @@ QUERY_SECONDS = Histogram("gpubroker_search_query_seconds", "time to filter, sor
 
 
 class HitRatio:
-    """Per-process hit ratio, published to the gauge at most every 256 events to keep the hot path cheap."""
+    """Per-process hit ratio, published to the gauge with every event (a few µs)."""
 
     def __init__(self) -> None:
         self.hits = 0
@@ -28,21 +28,14 @@ class HitRatio:
     def hit(self, tier: str) -> None:
         CACHE_HITS.labels(tier).inc()
         self.hits += 1
-        self._maybe_publish()
+        CACHE_HIT_RATIO.set(self.ratio)
 
     def miss(self) -> None:
         CACHE_MISSES.inc()
         self.misses += 1
-        self._maybe_publish()
+        CACHE_HIT_RATIO.set(self.ratio)
 
     @property
     def ratio(self) -> float:
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
-
-    def _maybe_publish(self) -> None:
-        if (self.hits + self.misses) & 0xFF == 1:
-            CACHE_HIT_RATIO.set(self.ratio)
-
-    def publish(self) -> None:
-        CACHE_HIT_RATIO.set(self.ratio)
