@@ -72,4 +72,5 @@ def search_deployment(settings: Settings):
         ray_actor_options={"num_cpus": 0, "runtime_env": actor_runtime_env(settings)},
         health_check_period_s=10,
         graceful_shutdown_timeout_s=5,
+        logging_config={"enable_access_log": False},
     )

@@ -18,6 +18,7 @@ from deployments.search_metrics import CACHE_ERRORS
 log = get_logger("search.cache")
 _BACKOFF_S = 2.0
 _OP_TIMEOUT_S = 0.25
+_WRITE_DELAY_S = 0.005
 
 
 class PageCache:
@@ -34,6 +35,10 @@ class PageCache:
         self._local: dict[bytes, bytes] = {}
         self._local_version: str | None = None
         self._writes: set[asyncio.Task] = set()
+        self._gets: dict[str, list[asyncio.Future]] = {}
+        self._get_scheduled = False
+        self._sets: dict[str, bytes] = {}
+        self._set_scheduled = False
 
     async def start(self) -> "PageCache":
         self.redis = aioredis.from_url(self.settings.redis_url, socket_timeout=_OP_TIMEOUT_S,
@@ -76,25 +81,56 @@ class PageCache:
         CACHE_ERRORS.labels(op).inc()
 
     async def get(self, version: str, key: str) -> bytes | None:
+        """Look a page up in Redis. Lookups made in the same loop iteration share one MGET."""
         if not self.redis_usable:
             return None
-        try:
-            return await self.redis.get(f"{self.prefix}{version}:{key}")
-        except Exception as exc:  # redis down or slow: answer from the index
-            self._failed("get", exc)
-            return None
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._gets.setdefault(f"{self.prefix}{version}:{key}", []).append(fut)
+        if not self._get_scheduled:
+            self._get_scheduled = True
+            loop.call_soon(self._spawn, self._flush_gets)
+        return await fut
 
     def put(self, version: str, key: str, body: bytes) -> None:
-        """Write in the background; the response does not wait for Redis."""
+        """Write in the background, pipelined with the other writes of the next few milliseconds."""
         if not self.redis_usable:
             return
-        task = asyncio.get_running_loop().create_task(self._set(f"{self.prefix}{version}:{key}", body))
+        self._sets[f"{self.prefix}{version}:{key}"] = body
+        if not self._set_scheduled:
+            self._set_scheduled = True
+            asyncio.get_running_loop().call_later(_WRITE_DELAY_S, self._spawn, self._flush_sets)
+
+    def _spawn(self, fn) -> None:
+        task = asyncio.get_running_loop().create_task(fn())
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
-    async def _set(self, key: str, body: bytes) -> None:
+    async def _flush_gets(self) -> None:
+        self._get_scheduled = False
+        waiters, self._gets = self._gets, {}
+        keys = list(waiters)
+        values: list = [None] * len(keys)
         try:
-            await self.redis.set(key, body, ex=self.ttl)
+            values = await self.redis.mget(keys)
+        except Exception as exc:  # redis down or slow: answer from the index
+            self._failed("get", exc)
+        finally:
+            for k, v in zip(keys, values):
+                for fut in waiters[k]:
+                    if not fut.done():
+                        fut.set_result(v)
+
+    async def _flush_sets(self) -> None:
+        self._set_scheduled = False
+        batch, self._sets = self._sets, {}
+        if not batch or not self.redis_usable:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for k, v in batch.items():
+                    pipe.set(k, v, ex=self.ttl)
+                await pipe.execute()
         except Exception as exc:
             self._failed("set", exc)
 

@@ -207,6 +207,8 @@ class SearchService:
             self._watermark_us = max(self._watermark_us, r[C["updated_us"]], r[C["last_seen_us"]])
         if self.index.n != total:  # offers were removed: only a full load notices
             await self._full_reload()
+        else:
+            await self._refresh_stale()
 
     async def _refresh_stale(self) -> None:
         health = await store.provider_health(await self.runtime.get_pg())

@@ -39,6 +39,7 @@ class _Cat:
     def __init__(self, values: Sequence[str | None]):
         self.names: list[str | None] = []
         self._code: dict[str | None, int] = {}
+        self._lower: dict[str, list[int]] | None = None
         self.codes = np.fromiter((self.code(v) for v in values), dtype=np.int32, count=len(values))
 
     def code(self, value: str | None) -> int:
@@ -46,11 +47,16 @@ class _Cat:
         if c is None:
             c = self._code[value] = len(self.names)
             self.names.append(value)
+            self._lower = None
         return c
 
     def lookup(self, wanted: Iterable[str]) -> list[int]:
-        low = {w.lower() for w in wanted}
-        return [c for c, n in enumerate(self.names) if n is not None and n.lower() in low]
+        if self._lower is None:
+            self._lower = {}
+            for c, n in enumerate(self.names):
+                if n is not None:
+                    self._lower.setdefault(n.lower(), []).append(c)
+        return [c for w in dict.fromkeys(x.lower() for x in wanted) for c in self._lower.get(w, ())]
 
     def mask(self, codes: list[int]) -> np.ndarray:
         if len(codes) == 1:
@@ -101,6 +107,7 @@ class OfferIndex:
         self.tag_postings = _postings(rows_, "tags", lambda tags: {t.lower() for t in tags})
         self.term_postings = _postings(rows_, "lexemes", document_terms)
         self._json: list[bytes | None] = [None] * self.n
+        self._gpu_cache: dict[tuple[str, ...], list[int]] = {}
         self.stale: dict[str, str] = {}  # provider -> why it is stale (set by the service)
         self.resort()
 
@@ -169,12 +176,7 @@ class OfferIndex:
     def _masks(self, f: Filters) -> list[tuple[str, np.ndarray]]:
         masks: list[tuple[str, np.ndarray]] = []
         if f.gpu_type:
-            matched, unknown = gpu_alias.resolve(f.gpu_type, [n for n in self.cats["gpu_type"].names if n])
-            if unknown:
-                raise QueryError([{"field": "gpu_type", "message": f"unknown GPU type {u!r}"} for u in unknown])
-            names = {n for ns in matched.values() for n in ns}
-            masks.append((f"gpu_type={','.join(f.gpu_type)}", self.cats["gpu_type"].mask(
-                [c for c, n in enumerate(self.cats["gpu_type"].names) if n in names])))
+            masks.append((f"gpu_type={','.join(f.gpu_type)}", self.cats["gpu_type"].mask(self._gpu_codes(f.gpu_type))))
         for name in ("provider", "region", "country", "continent"):
             wanted = getattr(f, name)
             if wanted:
@@ -196,6 +198,20 @@ class OfferIndex:
         if f.q:
             masks.append((f"q={f.q}", self._all_of(self.term_postings, text_terms(f.q))))
         return masks
+
+    def _gpu_codes(self, wanted: list[str]) -> list[int]:
+        key = tuple(wanted)
+        codes = self._gpu_cache.get(key)
+        if codes is None:
+            cat = self.cats["gpu_type"]
+            matched, unknown = gpu_alias.resolve(wanted, [n for n in cat.names if n])
+            if unknown:
+                raise QueryError([{"field": "gpu_type", "message": f"unknown GPU type {u!r}"} for u in unknown])
+            names = {n for ns in matched.values() for n in ns}
+            codes = self._gpu_cache[key] = [c for c, n in enumerate(cat.names) if n in names]
+            if len(self._gpu_cache) > 10_000:
+                self._gpu_cache.clear()
+        return codes
 
     def _all_of(self, postings: dict[str, np.ndarray], terms: list[str]) -> np.ndarray:
         mask = np.zeros(self.n, dtype=bool)
