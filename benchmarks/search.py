@@ -49,6 +49,9 @@ def bench_settings(state_dir: Path) -> Settings:
     for name, f in Settings.model_fields.items():  # generous per-IP/tenant limits if a limiter exists
         if f.annotation in (int, float) and ("rate_limit" in name or name.endswith("_rps") or name.endswith("burst")):
             overrides[name] = 1_000_000
+    for name in ("haproxy_stats_port", "haproxy_metrics_port"):  # never collide with another Serve on this machine
+        if name in Settings.model_fields:
+            overrides[name] = _free_port()
     return load_settings(database_url="postgresql://postgres@127.0.0.1:5432/gpubroker_bench_search",
                          redis_prefix="bench-search:", nats_prefix="benchsearch.", http_port=_free_port(),
                          state_dir=state_dir, ingress_replicas_min=1, ingress_replicas_max=1,
