@@ -184,6 +184,40 @@ def run_serve(settings: Settings, mixed: Path, unique: Path, duration: float, n:
             os.kill(pid, 15)
 
 
+def compare_handle(settings: Settings, mixed: Path, duration: float, n: int) -> dict:
+    """The design check: the index inside the ingress vs one Serve handle hop to the Search deployment."""
+    import ray
+    from ray import serve
+
+    from cluster.cli import _haproxy_pids
+    from cluster.ray_env import build_app, deploy, ray_env
+
+    os.environ.update(ray_env(settings))
+    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="bench-search",
+             _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="WARNING")
+    base = f"http://127.0.0.1:{settings.http_port}"
+    prefixed = mixed.with_name("paths_handle.txt")
+    prefixed.write_text("".join("/h" + line + "\n" for line in mixed.read_text().split()))
+    try:
+        deploy(settings)
+        via_handle = settings.with_overrides(search_in_ingress=False)
+        deploy(via_handle, "gpubroker-handle", "/h", build_app(via_handle))
+        for prefix in ("", "/h"):
+            wait_http(f"{base}{prefix}/providers?page_size=1", 180, lambda r: r.status_code == 200 and r.json()["total"] >= n)
+        loadgen(base, mixed, "closed", 2, conns=50)
+        loadgen(base, prefixed, "closed", 2, conns=50)
+        return {"in_ingress": loadgen(base, mixed, "closed", duration, conns=50),
+                "via_handle": loadgen(base, prefixed, "closed", duration, conns=50)}
+    finally:
+        try:
+            serve.shutdown()
+        except Exception:
+            pass
+        ray.shutdown()
+        for pid in _haproxy_pids(settings.http_port):
+            os.kill(pid, 15)
+
+
 def run_plain(settings: Settings, mixed: Path, unique: Path, duration: float) -> dict:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -215,9 +249,20 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--offers", type=int, default=100_000)
     ap.add_argument("--duration", type=float, default=8.0)
+    ap.add_argument("--handle-only", action="store_true",
+                    help="only compare the in-ingress index with the Search deployment handle hop")
     args = ap.parse_args()
     state = Path(tempfile.mkdtemp(prefix="bench-search-"))
     settings = bench_settings(state)
+    if args.handle_only:
+        n = asyncio.run(prepare_db(settings, args.offers))
+        mixed, _ = write_paths(state)
+        res = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+               "offers": n, **compare_handle(settings, mixed, args.duration, n)}
+        out_file = RESULTS.with_name("search_handle.json")
+        out_file.write_text(json.dumps(res, indent=2) + "\n")
+        print(f"wrote {out_file}")
+        return 0
     out: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
                  "ray": ray.__version__, "settings": {"throughput_mode": settings.throughput_mode,
                                                       "search_in_ingress": settings.search_in_ingress,
