@@ -175,10 +175,20 @@ class SearchService:
             self._apply(index, replay)
         index.stale = self.index.stale
         self.index = index
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.get_running_loop().create_task(self._prerender(index)))
         self.generation = generation
         self._watermark_us = max(self._watermark_us, int(index.updated.max(initial=0)), int(index.last_seen.max(initial=0)))
         INDEX_OFFERS.set(index.n)
         INDEX_RELOADS.labels(kind).inc()
+
+    async def _prerender(self, index: OfferIndex, chunk: int = 500) -> None:
+        """Render every item's JSON in small slices between requests, so first queries need not."""
+        for start in range(0, index.n, chunk):
+            if index is not self.index:
+                return
+            index.prerender(start, start + chunk)
+            await asyncio.sleep(0.002)
 
     async def _full_reload(self) -> None:
         async with self._lock:

@@ -15,6 +15,15 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+try:  # ~10x faster item rendering; the output is the same compact UTF-8 JSON as json.dumps below
+    import orjson
+
+    def _dumps(obj: Any) -> bytes:
+        return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    def _dumps(obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
 from domain import gpu_alias
 from domain.search import ITEM_FIELDS, Filters, QueryError, Sort, document_terms, text_terms
 
@@ -30,7 +39,15 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def iso_us(us: int) -> str:
-    return (_EPOCH + timedelta(microseconds=int(us))).isoformat().replace("+00:00", "Z")
+    return (_EPOCH + timedelta(microseconds=int(us))).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def _iso_all(us: np.ndarray) -> list[str | None]:
+    """iso_us for a whole column at once (numpy formats ~50x faster than datetime)."""
+    return [s + "Z" for s in np.datetime_as_string(us.astype("datetime64[us]"), unit="us").tolist()]
+
+
+_ITEM_COLS = [(k, C[k]) for k in ITEM_FIELDS if k in C and k != "tags"]
 
 
 class _Cat:
@@ -107,6 +124,7 @@ class OfferIndex:
         self.tag_postings = _postings(rows_, "tags", lambda tags: {t.lower() for t in tags})
         self.term_postings = _postings(rows_, "lexemes", document_terms)
         self._json: list[bytes | None] = [None] * self.n
+        self._iso = _iso_all(self.updated)
         self._gpu_cache: dict[tuple[str, ...], list[int]] = {}
         self.stale: dict[str, str] = {}  # provider -> why it is stale (set by the service)
         self.resort()
@@ -134,12 +152,12 @@ class OfferIndex:
         if i is None:
             return False
         row = self.rows[i]
-        ppg = round(price / self.gpu_count[i], 6)
+        ppg = round(price / float(self.gpu_count[i]), 6)  # a Python float: rows hold plain JSON types
         row[C["price_per_hour"]], row[C["price_per_gpu_hour"]] = price, ppg
         row[C["availability"]], row[C["updated_us"]] = availability, updated_us
         self.price[i], self.price_per_gpu[i], self.updated[i] = price, ppg, updated_us
         self.cats["availability"].codes[i] = self.cats["availability"].code(availability)
-        self._json[i] = None
+        self._json[i] = self._iso[i] = None
         return True
 
     def update_rows(self, rows: Iterable[Sequence[Any]]) -> list[list] | None:
@@ -162,7 +180,7 @@ class OfferIndex:
             self.price[i], self.price_per_gpu[i] = r[C["price_per_hour"]], r[C["price_per_gpu_hour"]]
             self.updated[i], self.last_seen[i] = r[C["updated_us"]], r[C["last_seen_us"]]
             self.cats["availability"].codes[i] = self.cats["availability"].code(r[C["availability"]])
-            self._json[i] = None
+            self._json[i] = self._iso[i] = None
         return None
 
     def provider_last_seen(self) -> dict[str, int]:
@@ -264,16 +282,25 @@ class OfferIndex:
     # ---- rendering ---------------------------------------------------------------------------------
     def item(self, i: int) -> dict[str, Any]:
         r = self.rows[i]
-        out = {k: r[C[k]] for k in ITEM_FIELDS if k in C}
+        out = {k: r[c] for k, c in _ITEM_COLS}
         out["tags"] = list(r[C["tags"]] or ())
-        out["last_updated"] = iso_us(r[C["updated_us"]])
+        iso = self._iso[i]
+        if iso is None:
+            iso = self._iso[i] = iso_us(r[C["updated_us"]])
+        out["last_updated"] = iso
         return out
 
     def item_json(self, i: int) -> bytes:
         b = self._json[i]
         if b is None:
-            b = self._json[i] = json.dumps(self.item(i), separators=(",", ":"), ensure_ascii=False).encode()
+            b = self._json[i] = _dumps(self.item(i))
         return b
+
+    def prerender(self, start: int, stop: int) -> None:
+        """Render items [start, stop) ahead of the first query that needs them."""
+        for i in range(start, min(stop, self.n)):
+            if self._json[i] is None:
+                self._json[i] = _dumps(self.item(i))
 
     def page_json(self, result: QueryResult) -> bytes:
         items = b",".join([self.item_json(int(i)) for i in result.rows])

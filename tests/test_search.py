@@ -210,8 +210,10 @@ async def test_cache_hit_then_generation_bump_purges(http, redis_client, setting
         await http.get("/providers", params=params)
         return await _metric(http, "gpubroker_search_cache_misses_total") == before + 1
     await wait_for(missed, timeout=5, interval=0.1)
-    new_keys = [k async for k in redis_client.scan_iter(match=f"{settings.redis_prefix}search:page:{gen}.*")]
-    assert new_keys
+
+    async def new_keys():  # written in the background, pipelined with other writes
+        return [k async for k in redis_client.scan_iter(match=f"{settings.redis_prefix}search:page:{gen}.*")]
+    await wait_for(new_keys, timeout=2)
 
 
 async def _publish(nats_client, settings, offer: dict, price: Decimal, ts: datetime) -> None:
@@ -236,7 +238,9 @@ async def test_price_delta_visible_within_a_second(http, pg, nats_client, settin
     await _publish(nats_client, settings, offer, price, ts)
 
     async def visible():
-        item = (await http.get("/providers", params=params)).json()["items"][0]
+        r = await http.get("/providers", params=params)
+        assert r.status_code == 200, r.text
+        item = r.json()["items"][0]
         return item if item["id"] == str(offer["id"]) else None
     item, _ = await wait_for(visible, timeout=5, interval=0.02)
     elapsed = time.monotonic() - t0

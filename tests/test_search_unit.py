@@ -1,6 +1,7 @@
 """Pure search logic: query normalization, GPU alias resolution, text terms, the index's caps and deltas."""
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -60,3 +61,5 @@ def test_price_delta_resorts_in_place():
     assert (first["id"], first["price_per_hour"], first["price_per_gpu_hour"], first["availability"]) == \
         (str(uuid.UUID(int=3)), 1.0, 0.5, "degraded")
     assert index.query(parse_query(b"availability=degraded"), Sort.price_asc, 0, 10).total == 1
+    page = json.loads(index.page_json(index.query(ExportQuery(), Sort.price_asc, 0, 1)))
+    assert page["items"][0]["price_per_gpu_hour"] == 0.5 and page["items"][0]["last_updated"].endswith(".000099Z")
