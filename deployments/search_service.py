@@ -242,6 +242,9 @@ class SearchService:
         while True:
             await asyncio.sleep(self.settings.search_refresh_interval_s)
             try:
+                nc = self.runtime.nc
+                if self._sub is not None and (nc is None or nc.is_closed):  # NATS gave up reconnecting
+                    self._sub = None
                 if self._sub is None:
                     await self._subscribe()
                 if not self.loaded or time.monotonic() - self._last_full > self.settings.search_full_reload_s:
