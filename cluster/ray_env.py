@@ -53,6 +53,7 @@ def build_app(settings: Settings):
     from ray import serve
 
     from deployments.ingress import Ingress
+    from deployments.search import search_deployment
 
     ingress = serve.deployment(
         Ingress,
@@ -68,8 +69,11 @@ def build_app(settings: Settings):
         ray_actor_options={"num_cpus": 0, "runtime_env": actor_runtime_env(settings)},
         health_check_period_s=10,
         graceful_shutdown_timeout_s=5,
+        # A per-request access-log line costs CPU on the hot path; errors are logged by EdgeMiddleware.
+        logging_config={"enable_access_log": False},
     )
-    return ingress.bind(settings, {})
+    handles = {"search": search_deployment(settings).bind(settings)}
+    return ingress.bind(settings, handles)
 
 
 def deploy(settings: Settings, name: str = "gpubroker", route_prefix: str = "/", app=None) -> None:

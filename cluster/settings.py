@@ -73,6 +73,18 @@ class Settings(BaseModel):
     ws_max_subscriptions: int = Field(16, ge=1, le=1000, description="subscriptions per WS connection")
     ws_processes: int = Field(1, ge=1, le=64, description="WS gateway processes sharing ws_port (SO_REUSEPORT)")
     ws_send_buffer: int = Field(65536, ge=0, le=16 * 1024 * 1024, description="kernel send buffer per WS client (bytes, 0 = OS autotuning): small keeps a slow client's backlog where the gateway can see it")
+    # --- marketplace search (issue 4) ---
+    search_in_ingress: bool = Field(True, description="answer /providers from an index inside each ingress replica "
+                                    "(no handle hop per request); False sends every search through the Search deployment")
+    search_cache_ttl_s: int = Field(60, ge=0, le=3600, description="Redis TTL of cached search pages; 0 disables the Redis tier")
+    search_local_cache_entries: int = Field(4096, ge=0, le=1_000_000, description="rendered pages kept in each process")
+    search_refresh_interval_s: float = Field(0.5, gt=0, le=60, description="how often the index polls the catalog generation")
+    search_full_reload_s: float = Field(300.0, ge=1, description="period of a full index reload from PostgreSQL")
+    search_delta_flush_ms: float = Field(50.0, ge=0, le=900, description="NATS price deltas are applied in batches this often")
+    search_stale_after_s: float = Field(3600.0, gt=0, description="a provider not synced for this long is reported stale")
+    search_history_limit: int = Field(100, ge=1, le=10_000, description="price-history points in GET /providers/{id}")
+    search_replicas_min: int = Field(1, ge=1, le=64, description="Search deployment autoscaling minimum replicas")
+    search_replicas_max: int = Field(2, ge=1, le=64, description="Search deployment autoscaling maximum replicas")
 
     @field_validator("database_url")
     @classmethod

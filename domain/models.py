@@ -228,3 +228,53 @@ class ErrorBody(_Model):
     """The one error shape every endpoint returns: {"error": {code, message, details?, trace_id}}."""
 
     error: ErrorDetail
+
+
+class ProviderOffer(_Model):
+    """One marketplace search item (SRS 5 ProviderOffer plus the normalized fields search filters on)."""
+
+    id: uuid.UUID
+    provider: str
+    name: str
+    gpu_type: str
+    gpu_count: float
+    gpu_memory_gb: float | None = None
+    vcpu: float | None = None
+    memory_gb: float | None = None
+    storage_gb: float | None = None
+    price_per_hour: float
+    price_per_gpu_hour: float
+    currency: str
+    pricing: Pricing
+    region: str
+    country: str | None = None
+    continent: str | None = None
+    availability: Availability
+    tags: list[str]
+    last_updated: datetime
+
+
+class SearchPage(_Model):
+    """GET /providers: {total, items, warnings?}."""
+
+    total: int
+    items: list[ProviderOffer]
+    warnings: list[str] | None = None
+
+
+class PricePoint(_Model):
+    price_per_hour: float
+    availability: Availability
+    recorded_at: datetime
+
+
+class OfferDetail(ProviderOffer):
+    """GET /providers/{id}: the search item plus identity details and recent price history (newest first)."""
+
+    external_id: str
+    gpu_vendor: str | None = None
+    form_factor: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    last_seen_at: datetime
+    price_history: list[PricePoint]

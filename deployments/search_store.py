@@ -1,0 +1,67 @@
+"""PostgreSQL reads behind marketplace search: offer rows in `domain.offer_index.COLUMNS` order, health, history."""
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+_SELECT = """
+SELECT o.id::text, o.provider_id, o.external_id, o.name, o.gpu_type, o.gpu_count, o.gpu_memory_gb, o.vcpu,
+       o.memory_gb, o.storage_gb, o.price_per_hour::float8, o.price_per_gpu_hour::float8, o.currency::text,
+       o.pricing, o.region, o.country::text, o.continent::text, o.availability, o.tags,
+       tsvector_to_array(o.search_tsv),
+       (extract(epoch FROM o.updated_at) * 1000000)::int8, (extract(epoch FROM o.last_seen_at) * 1000000)::int8
+FROM offers o
+"""
+
+
+def _tuples(records: list[asyncpg.Record]) -> list[tuple]:
+    return [tuple(r) for r in records]
+
+
+async def load_all(pool: asyncpg.Pool) -> list[tuple]:
+    """Every offer, in a repeatable-read snapshot."""
+    async with pool.acquire() as conn:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            return _tuples(await conn.fetch(_SELECT))
+
+
+async def load_ids(pool: asyncpg.Pool, ids: list[str]) -> list[tuple]:
+    return _tuples(await pool.fetch(_SELECT + " WHERE o.id = ANY($1::uuid[])", ids))
+
+
+async def load_changed_since(pool: asyncpg.Pool, since_us: int) -> tuple[list[tuple], int]:
+    """Offers updated or seen at/after `since_us` (µs since epoch), and the total number of offers."""
+    async with pool.acquire() as conn:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            rows = await conn.fetch(
+                _SELECT + " WHERE o.updated_at >= to_timestamp($1::float8 / 1e6)"
+                " OR o.last_seen_at >= to_timestamp($1::float8 / 1e6)", float(since_us))
+            total = await conn.fetchval("SELECT count(*) FROM offers")
+    return _tuples(rows), int(total)
+
+
+async def provider_health(pool: asyncpg.Pool) -> dict[str, dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT provider_id, status, (extract(epoch FROM last_sync_ts) * 1000000)::int8 AS last_sync_us, last_error"
+        " FROM provider_health")
+    return {r["provider_id"]: dict(r) for r in rows}
+
+
+async def price_history(pool: asyncpg.Pool, offer_id: str, limit: int) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT price_per_hour::float8 AS price_per_hour, availability, recorded_at FROM price_history"
+        " WHERE offer_id = $1::uuid ORDER BY recorded_at DESC, id DESC LIMIT $2", offer_id, limit)
+    return [{"price_per_hour": r["price_per_hour"], "availability": r["availability"],
+             "recorded_at": r["recorded_at"].isoformat().replace("+00:00", "Z")} for r in rows]
+
+
+async def offer_extras(pool: asyncpg.Pool, offer_id: str) -> dict[str, Any] | None:
+    r = await pool.fetchrow(
+        "SELECT external_id, gpu_vendor, form_factor, attributes, created_at, last_seen_at FROM offers WHERE id = $1::uuid",
+        offer_id)
+    if r is None:
+        return None
+    return {"external_id": r["external_id"], "gpu_vendor": r["gpu_vendor"], "form_factor": r["form_factor"],
+            "attributes": r["attributes"], "created_at": r["created_at"].isoformat().replace("+00:00", "Z"),
+            "last_seen_at": r["last_seen_at"].isoformat().replace("+00:00", "Z")}
