@@ -19,6 +19,7 @@ from cluster.settings import Settings, SettingsError, load_settings
 # Feature modules add sub-commands: each "module:function" gets the argparse sub-parsers object.
 EXTENSIONS: list[str] = [
     "cluster.audit_cli:register",
+    "cluster.operator_cli:register",
 ]
 # Steps `gpubroker up` runs after Serve is up (starting the gateway, loading the catalog, ...):
 # each "module:function" is called with (settings, echo) and must be idempotent.
