@@ -81,6 +81,7 @@ _TABLE = [
        "RTX PRO 6000 Blackwell Workstation Edition", "RTX PRO 6000 Blackwell Max-Q Workstation Edition",
        "PRO 6000 MIG 24GB", "PRO 6000 MIG 48GB", "RTX PRO 6000 Blackwell Server Edition MIG 1g.24gb",
        "RTX PRO 6000 Blackwell Server Edition MIG 2g.48gb"),
+    _g("RTX-3060", "NVIDIA", 12, "PCIe", "rtx3060"),
     _g("RTX-3070", "NVIDIA", 8, "PCIe", "rtx3070"),
     _g("RTX-3080", "NVIDIA", 10, "PCIe", "rtx3080"),
     _g("RTX-3080-Ti", "NVIDIA", 12, "PCIe", "rtx3080ti"),
