@@ -1,0 +1,76 @@
+"""One provider sync: fetch (live, or the bundled snapshot) -> parse -> ingest -> provider health.
+
+Plain async code shared by the ProviderAdapter actors and `gpubroker sync`. Health rules (FR-PROV-4):
+- live data stored                      -> ok, source 'live'
+- snapshot by configuration (offline)   -> ok, source 'snapshot' (details say which recording)
+- adapter without a live path           -> ok, source 'snapshot', details.note says why
+- credentials missing                   -> degraded, last_error says so, the snapshot is served
+- live call failed (HTTP error, timeout, circuit open) -> degraded with the error; stored offers are kept
+  as they are (an outage is not evidence that offers vanished); a provider with no offers yet gets its
+  snapshot so the catalog is never empty.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from actors.pipeline import Ingestor, SyncStats
+from adapters.base import Adapter, AdapterError, CredentialsMissing, LiveUnsupported
+
+
+@dataclass
+class SyncOutcome:
+    provider: str
+    status: str
+    source: str
+    last_error: str | None
+    latency_ms: float
+    stats: SyncStats | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"provider": self.provider, "status": self.status, "source": self.source,
+                "last_error": self.last_error, "latency_ms": round(self.latency_ms, 1),
+                "stats": self.stats.as_dict() if self.stats else None}
+
+
+async def sync_provider(adapter: Adapter, ingestor: Ingestor, *, live: bool) -> SyncOutcome:
+    """Sync one provider; never raises for a provider-side failure (it becomes health)."""
+    name = adapter.NAME
+    await ingestor.ensure_provider(name, adapter.DISPLAY, adapter.API_ENDPOINT)
+    status, source, error, note, raw, failed = "ok", "snapshot", None, None, None, False
+    t0 = time.perf_counter()
+    if live:
+        try:
+            raw, source = await adapter.fetch(), "live"
+        except LiveUnsupported as exc:
+            note = str(exc)
+        except CredentialsMissing as exc:
+            status, error = "degraded", f"{exc}; serving the bundled snapshot"
+        except AdapterError as exc:
+            status, error, failed = "degraded", str(exc), True
+    latency_ms = (time.perf_counter() - t0) * 1000
+    details: dict[str, Any] = {"snapshot_date": adapter.SNAPSHOT_DATE, "breaker": adapter.breaker.state}
+    if note:
+        details["note"] = note
+    if failed:
+        has = await ingestor.pool.fetchval("SELECT EXISTS (SELECT 1 FROM offers WHERE provider_id = $1)", name)
+        if has:
+            await ingestor.record_health(name, status, last_error=error, latency_ms=latency_ms, source="live",
+                                         details=details, synced=False)
+            return SyncOutcome(name, status, "live", error, latency_ms, None)
+        error = f"{error}; serving the bundled snapshot"
+    if raw is None:
+        t1 = time.perf_counter()
+        raw = await asyncio.to_thread(adapter.load_snapshot)
+        if not live:
+            latency_ms = (time.perf_counter() - t1) * 1000
+    result = await asyncio.to_thread(adapter.parse, raw)
+    stats = await ingestor.ingest(name, result.offers, rejected=result.reject_counts(), full=True,
+                                  display=adapter.DISPLAY)
+    details["last_sync"] = stats.as_dict()
+    await ingestor.record_health(name, status, last_error=error, latency_ms=latency_ms, source=source,
+                                 details=details, synced=True)
+    return SyncOutcome(name, status, source, error, latency_ms, stats)
+
