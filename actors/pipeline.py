@@ -121,6 +121,9 @@ class Ingestor:
     async def ensure_provider(self, provider: str, name: str, endpoint: str | None = None) -> None:
         await self.pool.execute(sql.UPSERT_PROVIDER, provider, name, endpoint)
 
+    async def has_offers(self, provider: str) -> bool:
+        return bool(await self.pool.fetchval("SELECT EXISTS (SELECT 1 FROM offers WHERE provider_id = $1)", provider))
+
     async def ingest(self, provider: str, offers: Iterable[Offer | dict], *, full: bool = True,
                      rejected: dict[str, int] | None = None, ts: datetime | None = None,
                      display: str | None = None) -> SyncStats:

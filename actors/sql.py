@@ -89,7 +89,7 @@ VALUES ($1, $2, CASE WHEN $7 THEN now() END, $3, $4,
         (SELECT count(*) FROM offers WHERE provider_id = $1 AND availability <> 'down'), $5, $6, now())
 ON CONFLICT (provider_id) DO UPDATE SET status = EXCLUDED.status,
     last_sync_ts = CASE WHEN $7 THEN now() ELSE h.last_sync_ts END, last_error = EXCLUDED.last_error,
-    latency_ms = EXCLUDED.latency_ms, offers = EXCLUDED.offers, source = EXCLUDED.source,
+    latency_ms = EXCLUDED.latency_ms, offers = EXCLUDED.offers, source = coalesce(EXCLUDED.source, h.source),
     details = EXCLUDED.details, updated_at = now()
 """
 

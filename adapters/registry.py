@@ -33,6 +33,10 @@ def adapter_class(name: str) -> type[Adapter]:
 
 def build(name: str, settings: Any = None, secrets: Any = None, **kw: Any) -> Adapter:
     """An adapter instance; `settings.adapter_base_urls[name]` overrides its API base URL (tests, proxies)."""
+    from adapters.base import FetchPolicy
+
     base_urls = getattr(settings, "adapter_base_urls", None) or {}
+    if settings is not None and "policy" not in kw:
+        kw["policy"] = FetchPolicy(timeout_s=settings.adapter_timeout_s, retries=settings.adapter_retries)
     cls = adapter_class(name)
     return cls(settings=settings, secrets=secrets, base_url=base_urls.get(name), **kw)

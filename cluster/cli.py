@@ -17,10 +17,14 @@ from typing import Callable
 from cluster.settings import Settings, SettingsError, load_settings
 
 # Feature modules add sub-commands: each "module:function" gets the argparse sub-parsers object.
-EXTENSIONS: list[str] = []
+EXTENSIONS: list[str] = [
+    "actors.cli:register",  # sync, replay (issue 3)
+]
 # Steps `gpubroker up` runs after Serve is up (starting the gateway, loading the catalog, ...):
 # each "module:function" is called with (settings, echo) and must be idempotent.
-UP_STEPS: list[str] = []
+UP_STEPS: list[str] = [
+    "actors.cli:up_step",  # bundled catalog, GCP history backfill, provider adapter actors (issue 3)
+]
 
 
 def _echo(msg: str) -> None:

@@ -46,6 +46,11 @@ class Settings(BaseModel):
     vault_addr: str | None = Field(None, description="Vault address; when set, secrets come from Vault KV v2")
     vault_token: str | None = Field(None, description="Vault token (or VAULT_TOKEN)")
     vault_mount: str = Field("secret", description="Vault KV v2 mount point")
+    adapters_live: bool = Field(False, description="call provider APIs on sync; false serves the bundled snapshots (offline)")
+    adapter_base_urls: dict[str, str] = Field(default_factory=dict, description="per-provider API base URL overrides (proxies, tests)")
+    adapter_timeout_s: float = Field(10.0, gt=0, le=120, description="timeout of one provider API request")
+    adapter_retries: int = Field(3, ge=0, le=10, description="retries of a failed provider API request (exponential backoff + jitter)")
+    sync_interval_s: float = Field(300.0, ge=1, description="seconds between two syncs of one provider (FR-PROV-1: < 5 min)")
 
     @field_validator("database_url")
     @classmethod

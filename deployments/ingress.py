@@ -19,6 +19,8 @@ from gateway.http import EdgeMiddleware, install_error_handlers
 
 ROUTERS: list[str] = [
     "deployments.api_system:router",
+    # before any other /providers route: '/providers/{id}' must not capture 'health'
+    "deployments.api_providers_health:router",
 ]
 
 
