@@ -1,6 +1,7 @@
 """Environment for every Ray process we start, and the Serve application graph with its options."""
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,24 @@ def ray_env(settings: Settings) -> dict[str, str]:
         "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p),
     }
     if settings.throughput_mode:
-        env["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
-        env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
+        # HAProxy's ports and files default to fixed values (8404, 9101, /tmp/haproxy-serve): give each
+        # instance its own so two (a running system and a test session) never collide.
+        # Serve adds a 56-character directory below this and HAProxy allows 97 characters for a socket path,
+        # so the base is short: /tmp/gbhp-<hash of the state dir>.
+        hp = Path("/tmp") / ("gbhp-" + hashlib.sha1(str(settings.state_dir).encode()).hexdigest()[:8])
+        hp.mkdir(parents=True, exist_ok=True)
+        env.update({
+            "RAY_SERVE_ENABLE_HA_PROXY": "1",
+            "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+            "RAY_SERVE_HAPROXY_STATS_PORT": str(settings.haproxy_stats_port),
+            "RAY_SERVE_HAPROXY_METRICS_PORT": str(settings.haproxy_metrics_port),
+            "RAY_SERVE_HAPROXY_NBTHREAD": str(min(4, os.cpu_count() or 2)),
+            "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(hp / "haproxy.cfg"),
+            "RAY_SERVE_HAPROXY_SOCKET_PATH": str(hp / "admin.sock"),
+            "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(hp),
+            "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(hp / "server-state"),
+            "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(hp / "metrics.sock"),
+        })
     return env
 
 

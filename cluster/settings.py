@@ -36,6 +36,8 @@ class Settings(BaseModel):
     dashboard_port: int = Field(8265, ge=1, le=65535, description="Ray dashboard port")
     ray_num_cpus: int | None = Field(None, ge=1, description="CPUs the local Ray head advertises (default: all)")
     throughput_mode: bool = Field(True, description="Serve HAProxy + throughput-optimized mode")
+    haproxy_stats_port: int = Field(8404, ge=1, le=65535, description="Serve HAProxy stats port (throughput mode)")
+    haproxy_metrics_port: int = Field(9101, ge=1, le=65535, description="Serve HAProxy Prometheus port (throughput mode)")
     ingress_replicas_min: int = Field(1, ge=1, le=64, description="ingress autoscaling minimum replicas")
     ingress_replicas_max: int = Field(2, ge=1, le=64, description="ingress autoscaling maximum replicas")
     max_ongoing_requests: int = Field(256, ge=1, le=10000, description="per replica (Serve's default of 5 collapses throughput)")

@@ -41,6 +41,8 @@ def settings(state_dir) -> Settings:
         nats_prefix=f"{SESSION_TAG}.",
         http_port=free_port(),
         ws_port=free_port(),
+        haproxy_stats_port=free_port(),
+        haproxy_metrics_port=free_port(),
         state_dir=state_dir,
         ingress_replicas_max=1,
         log_level="WARNING",

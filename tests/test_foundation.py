@@ -69,6 +69,10 @@ async def test_ready_names_nats_when_unreachable(serve_app, settings):
     assert body["details"]["down"] == ["nats"]
     assert body["details"]["dependencies"]["postgres"]["status"] == "up"
     assert body["trace_id"]
+    # That 503 was served by the other app's replica (another process); /metrics on this app sums all of them.
+    async with httpx.AsyncClient(base_url=serve_app, timeout=15) as c:
+        text = (await c.get("/metrics")).text
+    assert _sample(text, "gpubroker_http_requests_total", route="/ready", status="503") >= 1
 
 
 @pytest.mark.parametrize("path,status,code", [("/no-such-route", 404, "not_found")])
