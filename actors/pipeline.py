@@ -48,6 +48,7 @@ class SyncStats:
     published: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per pipeline step
 
     @property
     def rejected_total(self) -> int:
@@ -96,6 +97,18 @@ def validate(provider: str, offers: Iterable[Offer | dict], rejected: dict[str, 
     return list(seen.values())
 
 
+class _Lap:
+    """Accumulates the seconds since the previous call under a step name."""
+
+    def __init__(self, into: dict[str, float]):
+        self.into, self.t = into, time.perf_counter()
+
+    def __call__(self, step: str) -> None:
+        now = time.perf_counter()
+        self.into[step] = round(self.into.get(step, 0.0) + now - self.t, 4)
+        self.t = now
+
+
 def _json(d: dict) -> str:
     return json.dumps(d, default=str, separators=(",", ":")) if d else "{}"
 
@@ -130,6 +143,7 @@ class Ingestor:
         """One sync of `provider`. `rejected` carries the parse-stage rejects (reason -> count)."""
         t0 = time.perf_counter()
         stats = SyncStats(provider, rejected=dict(rejected or {}))
+        lap = _Lap(stats.timings)
         good = validate(provider, offers, stats.rejected)
         stats.received = len(good)
         ts = ts or datetime.now(timezone.utc)
@@ -140,12 +154,16 @@ class Ingestor:
                 await conn.execute(sql.UPSERT_PROVIDER, provider, display or provider, None)
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", "ingest:" + provider)
                 await conn.execute(sql.CREATE_STAGE)
+                lap("validate")
                 await conn.copy_records_to_table("_offer_stage", records=map(_row, good), columns=sql.STAGE_COLUMNS)
                 if len(good) > 5000:
                     await conn.execute("ANALYZE _offer_stage")
+                lap("stage")
                 rows = await conn.fetch(sql.UPSERT, provider, ts, ts - self.touch_after)
+                lap("upsert")
                 if full:
                     rows += await conn.fetch(sql.MARK_DOWN, provider, ts)
+                    lap("mark_down")
                 for r in rows:
                     kind = r["kind"]
                     if kind == "inserted":
@@ -163,9 +181,12 @@ class Ingestor:
                                               ts_json),
                         ))
                 stats.unchanged = stats.received - stats.inserted - stats.updated
+                lap("events")
                 if deltas:
                     await conn.copy_to_table("outbox", source=_csv(deltas, ts), format="csv",
                                              columns=["subject", "msg_id", "payload", "created_at"])
+                lap("outbox")
+            lap("commit")
         stats.deltas = len(deltas)
         if self.redis is not None and (stats.inserted or stats.updated or stats.marked_down):
             try:
@@ -173,21 +194,24 @@ class Ingestor:
             except Exception as exc:  # caches then expire by TTL; never fail the sync for it
                 log.warning("catalog generation not bumped", extra={"provider": provider, "error": str(exc)})
         if deltas:
-            stats.published = await self._publish(deltas, ts)
+            stats.published = await self._publish(deltas, ts, lap)
         stats.seconds = time.perf_counter() - t0
         return stats
 
-    async def _publish(self, deltas: list[tuple[str, str, str]], ts: datetime) -> int:
+    async def _publish(self, deltas: list[tuple[str, str, str]], ts: datetime, lap: Any = None) -> int:
         """Publish with acks pipelined; mark the batch's outbox rows published only if every ack came."""
         if self.js is None:
             return 0
         try:
-            futs = [await self.js.publish_async(s, p.encode(), headers={"Nats-Msg-Id": m}) for s, m, p in deltas]
-            await asyncio.gather(*futs)
+            await publish_all(self.js, deltas)
         except Exception as exc:
             log.warning("price events left in the outbox", extra={"count": len(deltas), "error": str(exc)[:200]})
             return 0
+        if lap:
+            lap("publish")
         await self.pool.execute(sql.MARK_PUBLISHED_BATCH, ts, self.msg_prefix + "%")
+        if lap:
+            lap("mark_published")
         return len(deltas)
 
     async def relay_outbox(self, older_than_s: float = 0.0, limit: int = 50_000) -> int:
@@ -198,9 +222,7 @@ class Ingestor:
         if not rows:
             return 0
         try:
-            futs = [await self.js.publish_async(r["subject"], r["payload"].encode(), headers={"Nats-Msg-Id": r["msg_id"]})
-                    for r in rows]
-            await asyncio.gather(*futs)
+            await publish_all(self.js, [(r["subject"], r["msg_id"], r["payload"]) for r in rows])
         except Exception as exc:
             log.warning("outbox relay failed", extra={"error": str(exc)[:200]})
             return 0
@@ -211,6 +233,25 @@ class Ingestor:
                             source: str, details: dict[str, Any], synced: bool) -> None:
         """Upsert provider_health; `synced` False keeps last_sync_ts (a failed fetch is not a sync)."""
         await self.pool.execute(sql.UPSERT_HEALTH, provider, status, last_error, latency_ms, source, details, synced)
+
+
+async def publish_all(js: Any, msgs: list[tuple[str, str, str]], fence_after: int = 256) -> None:
+    """Publish (subject, msg_id, payload) to JetStream; return only when the server has stored all of them.
+
+    Small batches: one acked publish each, pipelined. Large ones: core publishes on the JetStream
+    connection, then the last message as an acked publish: NATS processes one connection's messages in
+    order, so its ack (or error) comes after the stream has taken every earlier one. Nats-Msg-Id makes a
+    re-publish (outbox relay) harmless.
+    """
+    if len(msgs) <= fence_after:
+        futs = [await js.publish_async(s, p.encode(), headers={"Nats-Msg-Id": m}) for s, m, p in msgs]
+        await asyncio.gather(*futs)
+        return
+    nc = js._nc
+    for s, m, p in msgs[:-1]:
+        await nc.publish(s, p.encode(), headers={"Nats-Msg-Id": m})
+    s, m, p = msgs[-1]
+    await js.publish(s, p.encode(), headers={"Nats-Msg-Id": m}, timeout=30)
 
 
 def _csv(deltas: list[tuple[str, str, str]], ts: datetime):

@@ -141,3 +141,18 @@ async def test_outbox_relay_publishes_what_nats_missed(settings, pg, redis_clien
     assert len(await c.settle(4)) == 4
     assert await pg.fetchval("SELECT count(*) FROM outbox WHERE subject LIKE $1 AND published_at IS NULL",
                              subject(settings, "prices", pid) + ".%") == 0
+
+
+async def test_large_batch_events_are_all_stored_in_jetstream(ingestor, settings, nats_client, pg):
+    from cluster.messaging import stream_name
+
+    pid = _pid()
+    a = registry.build("gcp")
+    offers = [o.model_copy(update={"provider": pid}) for o in a.parse(a.load_snapshot()).offers]
+    s = await ingestor.ingest(pid, offers)
+    assert s.deltas == s.published == len(offers) > 1000
+    info = await nats_client.jetstream().stream_info(stream_name(settings, "PRICES"),
+                                                     subjects_filter=subject(settings, "prices", pid) + ".>")
+    assert sum(info.state.subjects.values()) == len(offers)
+    assert await pg.fetchval("SELECT count(*) FROM outbox WHERE subject LIKE $1 AND published_at IS NULL",
+                             subject(settings, "prices", pid) + ".%") == 0
