@@ -24,7 +24,7 @@ from typing import Any, Iterable
 
 from pydantic import TypeAdapter, ValidationError
 
-from actors import sql
+from actors import metrics, sql
 from cluster.logs import get_logger
 from cluster.messaging import subject
 from cluster.settings import Settings
@@ -196,6 +196,7 @@ class Ingestor:
         if deltas:
             stats.published = await self._publish(deltas, ts, lap)
         stats.seconds = time.perf_counter() - t0
+        metrics.observe(stats)
         return stats
 
     async def _publish(self, deltas: list[tuple[str, str, str]], ts: datetime, lap: Any = None) -> int:

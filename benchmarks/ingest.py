@@ -92,6 +92,7 @@ async def run(args) -> dict:
     from cluster.messaging import STREAMS, ensure_streams, stream_name
     from cluster.settings import load_settings
 
+    machine = _machine()  # load average before the run
     tag = "bench" + secrets.token_hex(3)
     base_settings = load_settings()
     dsn = base_settings.database_url.rsplit("/", 1)[0] + f"/gpubroker_{tag}"
@@ -140,7 +141,7 @@ async def run(args) -> dict:
         total_s = sum(p["pipeline_seconds"] for p in phases)
         result = {
             "benchmark": "ingest", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": _machine(), "real_offers_replicated": len(base), "rows": args.rows, "batch": args.batch,
+            "machine": machine, "real_offers_replicated": len(base), "rows": args.rows, "batch": args.batch,
             "change_rate": args.change_rate, "phases": phases,
             "sustained_records_per_min": round(total_records / total_s * 60),
             "worst_phase_records_per_min": min(p["records_per_min"] for p in phases),

@@ -70,3 +70,16 @@ async def test_replay_feeds_price_changes_through_the_pipeline(settings, databas
     assert totals["polls"] == 6 and totals["deltas"] > 20 and totals["published"] == totals["deltas"]
     assert len(await c.settle(totals["deltas"])) == totals["deltas"]
     assert await pg.fetchval("SELECT count(*) FROM offers WHERE provider_id='primeintellect'") >= 20
+
+
+async def test_sync_command_prints_throughput_and_rejects_by_reason(settings, database, nats_client):
+    from actors.cli import run_sync
+    from actors.metrics import REJECTED
+
+    lines: list[str] = []
+    out = await run_sync(settings, ["runpod", "imwt"], echo=lines.append)
+    assert [o.provider for o in out] == ["runpod", "imwt"] and all(o.status == "ok" for o in out)
+    summary = next(line for line in lines if line.startswith("synced 2 providers"))
+    assert "records/s" in summary and "inserted" in summary and "unchanged" in summary
+    assert any(line == "rejected by reason: not_offered=8" for line in lines)
+    assert REJECTED.labels("runpod", "not_offered")._value.get() >= 8
