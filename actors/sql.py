@@ -23,15 +23,21 @@ _CONTENT = ("name", "gpu_type", "gpu_vendor", "gpu_count", "gpu_memory_gb", "for
 _CHANGED = "(" + ", ".join(f"o.{c}" for c in _CONTENT) + ") IS DISTINCT FROM (" + \
     ", ".join(f"EXCLUDED.{c}" for c in _CONTENT) + ")"
 
+_STAGED = ", ".join(f"s.{c}" for c in _CONTENT[:-1]) + ", s.attributes::jsonb"
+_DIFFERS = "(" + ", ".join(f"o.{c}" for c in _CONTENT) + ") IS DISTINCT FROM (" + _STAGED + ")"
+
 # $1 provider, $2 sync ts, $3 touch threshold (unchanged rows get last_seen_at only when older than it).
-# All CTEs see the table as it was before the statement, so `old` holds the previous price/availability.
+# `cand` keeps only new, changed or to-be-touched rows, so unchanged offers are neither written nor locked
+# (ON CONFLICT DO UPDATE locks every conflicting row, even one its WHERE then skips). All CTEs see the
+# table as it was before the statement: cand holds the previous price and availability.
 UPSERT = f"""
-WITH old AS (
-    SELECT o.id, o.price_per_hour, o.availability
-    FROM _offer_stage s JOIN offers o ON o.provider_id = $1 AND o.external_id = s.external_id
+WITH cand AS (
+    SELECT s.*, o.id AS old_id, o.price_per_hour AS old_price, o.availability AS old_avail
+    FROM _offer_stage s LEFT JOIN offers o ON o.provider_id = $1 AND o.external_id = s.external_id
+    WHERE o.id IS NULL OR {_DIFFERS} OR o.last_seen_at < $3
 ), up AS (
     INSERT INTO offers AS o (provider_id, external_id, {", ".join(_CONTENT)}, last_seen_at, updated_at)
-    SELECT $1, external_id, {", ".join(_CONTENT[:-1])}, attributes::jsonb, $2, $2 FROM _offer_stage
+    SELECT $1, external_id, {", ".join(_CONTENT[:-1])}, attributes::jsonb, $2, $2 FROM cand
     ON CONFLICT (provider_id, external_id) DO UPDATE SET
         {", ".join(f"{c} = EXCLUDED.{c}" for c in _CONTENT)},
         last_seen_at = EXCLUDED.last_seen_at,
@@ -42,14 +48,13 @@ WITH old AS (
 ), hist AS (
     INSERT INTO price_history (offer_id, price_per_hour, availability, recorded_at)
     SELECT up.id, up.price_per_hour, up.availability, $2
-    FROM up LEFT JOIN old ON old.id = up.id
-    WHERE old.id IS NULL OR old.price_per_hour <> up.price_per_hour OR old.availability <> up.availability
+    FROM up JOIN cand ON cand.external_id = up.external_id
+    WHERE cand.old_id IS NULL OR cand.old_price <> up.price_per_hour OR cand.old_avail <> up.availability
     RETURNING id, offer_id
 )
 SELECT CASE WHEN up.is_new THEN 'inserted' ELSE 'updated' END AS kind, hist.id AS hid, up.id, up.external_id,
-       up.gpu_type, up.region, up.pricing, old.price_per_hour AS old_price, up.price_per_hour AS new_price,
-       up.availability
-FROM up LEFT JOIN old ON old.id = up.id LEFT JOIN hist ON hist.offer_id = up.id
+       up.gpu_type, up.region, up.pricing, cand.old_price, up.price_per_hour AS new_price, up.availability
+FROM up JOIN cand ON cand.external_id = up.external_id LEFT JOIN hist ON hist.offer_id = up.id
 WHERE up.changed
 """
 

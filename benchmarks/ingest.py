@@ -98,7 +98,7 @@ async def run(args) -> dict:
     dsn = base_settings.database_url.rsplit("/", 1)[0] + f"/gpubroker_{tag}"
     settings = base_settings.with_overrides(database_url=dsn, redis_prefix=f"{tag}:", nats_prefix=f"{tag}.")
     await migrate(settings)
-    pool = await create_pool(settings, min_size=1, max_size=2)
+    pool = await create_pool(settings, min_size=1, max_size=args.concurrency + 1)
     r = aioredis.from_url(settings.redis_url)
     nc = await nats.connect(settings.nats_url)
     js = nc.jetstream(publish_async_max_pending=20000)
@@ -114,22 +114,26 @@ async def run(args) -> dict:
             tot = {"records": 0, "inserted": 0, "updated": 0, "unchanged": 0, "deltas": 0, "published": 0}
             pipe_s = build_s = 0.0
             steps: dict[str, float] = {}
-            for p in range(n_prov):
+            for g in range(0, n_prov, args.concurrency):
+                group = range(g, min(n_prov, g + args.concurrency))
                 t0 = time.perf_counter()
-                start = p * args.batch
-                bump = set(range(start, start + args.batch, bump_every)) if phase == "resync" and bump_every else None
-                offers = replicate(base, f"bench_{p}", args.batch, start, bump)
+                batches = {}
+                for p in group:
+                    start = p * args.batch
+                    bump = set(range(start, start + args.batch, bump_every)) if phase == "resync" and bump_every else None
+                    batches[p] = replicate(base, f"bench_{p}", args.batch, start, bump)
                 t1 = time.perf_counter()
-                s = await ing.ingest(f"bench_{p}", offers)
+                results = await asyncio.gather(*(ing.ingest(f"bench_{p}", batches[p]) for p in group))
                 pipe_s += time.perf_counter() - t1
                 build_s += t1 - t0
-                tot["records"] += s.received
-                for k in ("inserted", "updated", "unchanged", "deltas", "published"):
-                    tot[k] += getattr(s, k)
-                for k, v in s.timings.items():
-                    steps[k] = steps.get(k, 0.0) + v
-                print(f"  {phase:8s} provider {p + 1}/{n_prov}: {s.received} records in {s.seconds:.2f}s "
-                      f"({s.received / s.seconds * 60:,.0f}/min) deltas {s.deltas} {s.timings}", flush=True)
+                for p, s in zip(group, results):
+                    tot["records"] += s.received
+                    for k in ("inserted", "updated", "unchanged", "deltas", "published"):
+                        tot[k] += getattr(s, k)
+                    for k, v in s.timings.items():
+                        steps[k] = steps.get(k, 0.0) + v
+                    print(f"  {phase:8s} provider {p + 1}/{n_prov}: {s.received} records in {s.seconds:.2f}s "
+                          f"deltas {s.deltas} {s.timings}", flush=True)
             tot |= {"pipeline_seconds": round(pipe_s, 2), "records_per_min": round(tot["records"] / pipe_s * 60),
                     "offer_build_seconds": round(build_s, 2), "step_seconds": {k: round(v, 2) for k, v in steps.items()}}
             phases.append({"phase": phase, **tot})
@@ -141,7 +145,7 @@ async def run(args) -> dict:
         total_s = sum(p["pipeline_seconds"] for p in phases)
         result = {
             "benchmark": "ingest", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": machine, "real_offers_replicated": len(base), "rows": args.rows, "batch": args.batch,
+            "machine": machine, "real_offers_replicated": len(base), "rows": args.rows, "batch": args.batch, "concurrency": args.concurrency,
             "change_rate": args.change_rate, "phases": phases,
             "sustained_records_per_min": round(total_records / total_s * 60),
             "worst_phase_records_per_min": min(p["records_per_min"] for p in phases),
@@ -180,6 +184,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=50_000)
     ap.add_argument("--change-rate", type=float, default=0.1)
     ap.add_argument("--naive-rows", type=int, default=20_000)
+    ap.add_argument("--concurrency", type=int, default=2, help="provider syncs in flight at once (as the IngestWorker runs them)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     res = asyncio.run(run(args))
