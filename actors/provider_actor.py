@@ -91,8 +91,9 @@ class _RemoteSink:
 class ProviderAdapter:
     """Ray actor: one provider's sync loop and state."""
 
-    def __init__(self, settings: Settings, provider: str, interval_s: float | None = None):
+    def __init__(self, settings: Settings, provider: str, interval_s: float | None = None, worker: Any = None):
         configure_logging(settings.log_level)
+        self.worker = worker  # the IngestWorker handle, passed in: no blocking actor lookup in async code
         from adapters import registry
         from cluster.secrets import secret_store
 
@@ -130,13 +131,15 @@ class ProviderAdapter:
 
     async def sync_now(self) -> dict[str, Any]:
         """One sync now (serialized with the scheduled ones); returns the outcome as a dict."""
-        import ray
-
         from actors.sync import sync_provider
 
         async with self._sync_lock:
-            sink = _RemoteSink(ray.get_actor(WORKER_NAME, namespace=ray.get_runtime_context().namespace))
-            out = await sync_provider(self.adapter, sink, live=self.settings.adapters_live)
+            if self.worker is None:
+                import ray
+
+                ns = ray.get_runtime_context().namespace
+                self.worker = await asyncio.to_thread(ray.get_actor, WORKER_NAME, namespace=ns)
+            out = await sync_provider(self.adapter, _RemoteSink(self.worker), live=self.settings.adapters_live)
         self.syncs += 1
         self.last_status, self.last_error, self.latency_ms = out.status, out.last_error, out.latency_ms
         if out.stats is not None:
@@ -167,7 +170,7 @@ def start_actors(settings: Settings, providers: list[str] | None = None, *, inte
     handles = {"__worker__": worker}
     for name in providers or registry.names():
         h = ray.remote(ProviderAdapter).options(name=adapter_actor_name(name), max_concurrency=8, **common) \
-            .remote(settings, name, interval_s)
+            .remote(settings, name, interval_s, worker)
         if start:
             h.start.remote()
         handles[name] = h

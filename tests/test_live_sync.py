@@ -98,3 +98,36 @@ async def test_health_endpoint_reports_every_adapter(http, server, settings, ing
     never = [i for n, i in items.items() if n in ("amaya", "evergreen") and i["offers"] == 0]
     assert all(i["status"] == "degraded" and i["last_error"] for i in never)
     assert body["status"] in ("degraded", "down")
+
+
+async def test_health_is_degraded_not_5xx_when_the_health_store_is_unreachable(settings):
+    """A real connection failure (nothing listens on port 1), not a mock: 200, every adapter degraded."""
+    import httpx
+
+    from cluster.runtime import Runtime
+    from deployments.ingress import create_app
+
+    broken = settings.with_overrides(database_url="postgresql://postgres@127.0.0.1:1/nowhere")
+    app = create_app(Runtime(broken))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.get("/providers/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "degraded" and len(body["providers"]) == len(registry.names())
+    assert all(p["status"] == "degraded" and "health store unavailable" in p["last_error"] for p in body["providers"])
+
+
+def test_assess_unknown_and_stale_states_are_degraded_with_a_reason():
+    from datetime import datetime, timedelta, timezone
+
+    from deployments.api_providers_health import _assess
+
+    now = datetime.now(timezone.utc)
+    assert _assess(None, "x", 300, now).status == "degraded"
+    row = {"name": "X", "status": "ok", "last_sync_ts": now - timedelta(hours=2), "last_error": None,
+           "latency_ms": 5.0, "offers": 3, "source": "live", "details": {}}
+    stale = _assess(row, "x", 300, now)
+    assert stale.status == "degraded" and stale.last_error.startswith("stale")
+    assert _assess({**row, "last_sync_ts": now}, "x", 300, now).status == "ok"
+    weird = _assess({**row, "status": "exploded"}, "x", 300, now)
+    assert weird.status == "degraded" and "unknown stored status" in weird.last_error
