@@ -20,10 +20,12 @@ from cluster.settings import Settings, SettingsError, load_settings
 EXTENSIONS: list[str] = [
     "cluster.audit_cli:register",
     "cluster.operator_cli:register",
+    "actors.cli:register",  # sync, replay (issue 3)
 ]
 # Steps `gpubroker up` runs after Serve is up (starting the gateway, loading the catalog, ...):
 # each "module:function" is called with (settings, echo) and must be idempotent.
 UP_STEPS: list[str] = [
+    "actors.cli:up_step",  # bundled catalog, GCP history backfill, provider adapter actors (issue 3)
     "actors.ws_gateway:start_ws_gateway",
 ]
 

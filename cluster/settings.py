@@ -85,6 +85,11 @@ class Settings(BaseModel):
     search_history_limit: int = Field(100, ge=1, le=10_000, description="price-history points in GET /providers/{id}")
     search_replicas_min: int = Field(1, ge=1, le=64, description="Search deployment autoscaling minimum replicas")
     search_replicas_max: int = Field(2, ge=1, le=64, description="Search deployment autoscaling maximum replicas")
+    adapters_live: bool = Field(False, description="call provider APIs on sync; false serves the bundled snapshots (offline)")
+    adapter_base_urls: dict[str, str] = Field(default_factory=dict, description="per-provider API base URL overrides (proxies, tests)")
+    adapter_timeout_s: float = Field(10.0, gt=0, le=120, description="timeout of one provider API request")
+    adapter_retries: int = Field(3, ge=0, le=10, description="retries of a failed provider API request (exponential backoff + jitter)")
+    sync_interval_s: float = Field(300.0, ge=1, description="seconds between two syncs of one provider (FR-PROV-1: < 5 min)")
 
     @field_validator("database_url")
     @classmethod

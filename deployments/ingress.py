@@ -20,6 +20,8 @@ from gateway.ratelimit import install_rate_limit
 
 ROUTERS: list[str] = [
     "deployments.api_system:router",
+    # before any other /providers route: '/providers/{id}' must not capture 'health'
+    "deployments.api_providers_health:router",
     "deployments.api_auth:router",
     "deployments.api_admin:router",
     "deployments.api_gdpr:router",

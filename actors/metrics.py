@@ -1,0 +1,25 @@
+"""Prometheus metrics of ingestion (multiprocess mode: the actors write into the shared directory)."""
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+RECORDS = Counter("gpubroker_ingest_records_total", "records through the pipeline by provider and outcome",
+                  ["provider", "outcome"])
+REJECTED = Counter("gpubroker_ingest_rejected_total", "rejected records by provider and reason", ["provider", "reason"])
+PRICE_EVENTS = Counter("gpubroker_ingest_price_events_total", "price deltas (history rows = outbox rows)", ["provider"])
+SYNC_SECONDS = Histogram("gpubroker_ingest_sync_seconds", "duration of one provider's ingest", ["provider"],
+                         buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120))
+
+
+def observe(stats) -> None:
+    """Record one SyncStats."""
+    p = stats.provider
+    for outcome in ("inserted", "updated", "unchanged", "marked_down"):
+        n = getattr(stats, outcome)
+        if n:
+            RECORDS.labels(p, outcome).inc(n)
+    for reason, n in stats.rejected.items():
+        REJECTED.labels(p, reason).inc(n)
+    if stats.deltas:
+        PRICE_EVENTS.labels(p).inc(stats.deltas)
+    SYNC_SECONDS.labels(p).observe(stats.seconds)

@@ -1,0 +1,158 @@
+"""The ingestion pipeline on the real PostgreSQL, Redis and NATS (JetStream)."""
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from actors.pipeline import price_update_json
+from adapters import registry
+from cluster.messaging import subject
+from domain.models import PriceUpdate
+from tests.ingest_fixtures import collect, ingestor  # noqa: F401  (fixtures)
+
+
+def _offers(provider: str, n: int | None = None):
+    """RunPod's recorded offers relabelled to a provider of the test's own."""
+    a = registry.build("runpod")
+    offers = a.parse(a.load_snapshot()).offers[:n]
+    return [o.model_copy(update={"provider": provider}) for o in offers]
+
+
+def _pid() -> str:
+    return "t_" + uuid.uuid4().hex[:10]
+
+
+async def test_payload_matches_the_price_update_contract():
+    args = (str(uuid.uuid4()), 'x"y é', "runpod", "H100-SXM", "global", "spot", Decimal("2.500000"),
+            Decimal("2.410000"), "up")
+    from datetime import datetime, timezone
+
+    ts = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+    model = PriceUpdate(offer_id=args[0], external_id=args[1], provider=args[2], gpu_type=args[3], region=args[4],
+                        pricing=args[5], old_price=args[6], new_price=args[7], availability=args[8], ts=ts)
+    from pydantic import TypeAdapter
+
+    assert price_update_json(*args, TypeAdapter(datetime).dump_json(ts).decode()) == model.model_dump_json()
+
+
+async def test_first_sync_inserts_then_unchanged_resync_emits_nothing(ingestor, pg, redis_client, settings, collect):
+    pid = _pid()
+    c = await collect(subject(settings, "prices", pid) + ".>")
+    offers = _offers(pid)
+    gen_key = settings.redis_prefix + "catalog:generation"
+    gen0 = int(await redis_client.get(gen_key) or 0)
+    s1 = await ingestor.ingest(pid, offers)
+    assert (s1.inserted, s1.updated, s1.unchanged, s1.deltas) == (len(offers), 0, 0, len(offers))
+    assert s1.published == len(offers)
+    assert await pg.fetchval("SELECT count(*) FROM offers WHERE provider_id=$1", pid) == len(offers)
+    assert await pg.fetchval("SELECT count(*) FROM price_history h JOIN offers o ON o.id=h.offer_id "
+                             "WHERE o.provider_id=$1", pid) == len(offers)
+    assert await pg.fetchval("SELECT count(*) FROM outbox WHERE subject LIKE $1 AND published_at IS NOT NULL",
+                             subject(settings, "prices", pid) + ".%") == len(offers)
+    assert len(await c.settle(len(offers))) == len(offers)
+    assert all(p["old_price"] is None for p in c.payloads())
+    gen1 = int(await redis_client.get(gen_key))
+    assert gen1 == gen0 + 1
+
+    c.msgs.clear()
+    s2 = await ingestor.ingest(pid, _offers(pid))
+    assert (s2.inserted, s2.updated, s2.unchanged, s2.deltas, s2.marked_down) == (0, 0, len(offers), 0, 0)
+    assert await pg.fetchval("SELECT count(*) FROM price_history h JOIN offers o ON o.id=h.offer_id "
+                             "WHERE o.provider_id=$1", pid) == len(offers)
+    assert await c.settle(None, timeout=0.7) == []
+    assert int(await redis_client.get(gen_key)) == gen1  # nothing changed, caches kept
+
+
+async def test_duplicate_upserts_leave_one_row(ingestor, pg):
+    pid = _pid()
+    offers = _offers(pid, 5)
+    s = await ingestor.ingest(pid, offers + [offers[0], offers[1]])
+    assert s.rejected == {"duplicate_in_batch": 2} and s.inserted == 5
+    await ingestor.ingest(pid, offers)
+    await ingestor.ingest(pid, offers, full=False)
+    rows = await pg.fetch("SELECT external_id, count(*) AS n FROM offers WHERE provider_id=$1 GROUP BY 1", pid)
+    assert len(rows) == 5 and all(r["n"] == 1 for r in rows)
+
+
+async def test_changed_price_yields_one_history_row_and_one_message(ingestor, pg, settings, collect):
+    pid = _pid()
+    offers = _offers(pid, 10)
+    await ingestor.ingest(pid, offers)
+    target = offers[3]
+    c = await collect(subject(settings, "prices", pid) + ".>")
+    changed = [o.model_copy(update={"price_per_hour": Decimal("9.990000"), "price_per_gpu_hour": None})
+               if o.external_id == target.external_id else o for o in offers]
+    changed = [type(o).model_validate(o.model_dump()) for o in changed]  # re-derive price_per_gpu_hour
+    s = await ingestor.ingest(pid, changed)
+    assert (s.inserted, s.updated, s.deltas, s.published) == (0, 1, 1, 1)
+    hist = await pg.fetch("SELECT h.price_per_hour FROM price_history h JOIN offers o ON o.id=h.offer_id "
+                          "WHERE o.provider_id=$1 AND o.external_id=$2 ORDER BY h.id", pid, target.external_id)
+    assert [r["price_per_hour"] for r in hist] == [target.price_per_hour, Decimal("9.990000")]
+    msgs = await c.settle(1)
+    assert len(msgs) == 1
+    assert msgs[0].subject == subject(settings, "prices", pid, target.gpu_type)
+    upd = PriceUpdate.model_validate_json(msgs[0].data)
+    assert upd.external_id == target.external_id and upd.provider == pid
+    assert upd.old_price == target.price_per_hour and upd.new_price == Decimal("9.990000")
+    assert msgs[0].headers["Nats-Msg-Id"].startswith(settings.database_name + ":ph:")
+
+
+async def test_offers_missing_from_a_full_sync_go_down_once(ingestor, pg, settings, collect):
+    pid = _pid()
+    offers = _offers(pid, 6)
+    await ingestor.ingest(pid, offers)
+    c = await collect(subject(settings, "prices", pid) + ".>")
+    s = await ingestor.ingest(pid, offers[:4])
+    assert s.marked_down == 2 and s.deltas == 2
+    payloads = [p for p in (await c.settle(2)) and c.payloads()]
+    assert {p["external_id"] for p in payloads} == {offers[4].external_id, offers[5].external_id}
+    assert {p["availability"] for p in payloads} == {"down"}
+    s = await ingestor.ingest(pid, offers[:4])
+    assert s.marked_down == 0 and s.deltas == 0
+    s = await ingestor.ingest(pid, offers)  # back up: availability changed -> delta, one history row each
+    assert s.updated == 2 and s.deltas == 2
+    assert await pg.fetchval("SELECT count(*) FROM offers WHERE provider_id=$1 AND availability='up'", pid) == 6
+
+
+async def test_malformed_records_are_rejected_with_a_reason_and_the_batch_survives(ingestor, pg):
+    pid = _pid()
+    good = _offers(pid, 3)
+    bad_price = {**good[0].model_dump(), "external_id": "bad-1", "price_per_hour": "-3"}
+    no_gpu = {k: v for k, v in good[1].model_dump().items() if k != "gpu_type"} | {"external_id": "bad-2"}
+    cents = {**good[2].model_dump(), "external_id": "bad-3", "price_per_hour": "99000", "price_per_gpu_hour": None}
+    other = good[0].model_copy(update={"provider": "someone-else", "external_id": "bad-4"})
+    s = await ingestor.ingest(pid, [*good, bad_price, no_gpu, cents, other])
+    assert s.rejected == {"invalid_price_per_hour": 1, "invalid_gpu_type": 1, "implausible_price": 1,
+                          "wrong_provider": 1}
+    assert s.inserted == 3
+    assert await pg.fetchval("SELECT count(*) FROM offers WHERE provider_id=$1", pid) == 3
+
+
+async def test_outbox_relay_publishes_what_nats_missed(settings, pg, redis_client, nats_client, collect):
+    from actors.pipeline import Ingestor
+
+    pid = _pid()
+    offline = Ingestor(settings, pg, redis=redis_client, js=None)  # NATS "down": rows stay in the outbox
+    s = await offline.ingest(pid, _offers(pid, 4))
+    assert s.deltas == 4 and s.published == 0
+    c = await collect(subject(settings, "prices", pid) + ".>")
+    online = Ingestor(settings, pg, redis=redis_client, js=nats_client.jetstream())
+    assert await online.relay_outbox() >= 4
+    assert len(await c.settle(4)) == 4
+    assert await pg.fetchval("SELECT count(*) FROM outbox WHERE subject LIKE $1 AND published_at IS NULL",
+                             subject(settings, "prices", pid) + ".%") == 0
+
+
+async def test_large_batch_events_are_all_stored_in_jetstream(ingestor, settings, nats_client, pg):
+    from cluster.messaging import stream_name
+
+    pid = _pid()
+    a = registry.build("gcp")
+    offers = [o.model_copy(update={"provider": pid}) for o in a.parse(a.load_snapshot()).offers]
+    s = await ingestor.ingest(pid, offers)
+    assert s.deltas == s.published == len(offers) > 1000
+    info = await nats_client.jetstream().stream_info(stream_name(settings, "PRICES"),
+                                                     subjects_filter=subject(settings, "prices", pid) + ".>")
+    assert sum(info.state.subjects.values()) == len(offers)
+    assert await pg.fetchval("SELECT count(*) FROM outbox WHERE subject LIKE $1 AND published_at IS NULL",
+                             subject(settings, "prices", pid) + ".%") == 0
