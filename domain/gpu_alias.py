@@ -1,54 +1,23 @@
 """Resolve the `gpu_type` a user typed (canonical name or alias) to the GPU names present in the catalog.
 
-The one place search maps GPU names. When `domain.gpus` (the adapters' canonical GPU table) is importable,
-its canonicalizer is asked first; otherwise, and for names it does not know, names are compared ignoring
-case and punctuation ("a100_80gb" == "A100-80GB"). A name that resolves to nothing is reported back so
+The one place search maps GPU names: `domain.gpus.matching_gpus` gives the canonical models a name or
+alias denotes ("H100" -> every H100 variant, "A100-80G" -> both 80 GB A100s); names in the catalog are also
+matched ignoring case and punctuation ("a100_80gb" == "A100-80GB"). A name that resolves to nothing is reported back so
 the API can answer 422.
 """
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable
+from typing import Iterable
+
+from domain.gpus import matching_gpus
 
 _PUNCT = re.compile(r"[^a-z0-9]+")
-_CANDIDATES = ("canonical_gpu", "canonicalize", "canonical_name", "normalize_gpu_name", "normalize_gpu")
 
 
 def fold(name: str) -> str:
     """Case- and punctuation-insensitive form of a GPU name."""
     return _PUNCT.sub("", name.lower())
-
-
-def _load_canonicalizer() -> Callable[[str], str | None] | None:
-    try:
-        from domain import gpus  # written by the adapters work; optional here
-    except ImportError:
-        return None
-    for attr in _CANDIDATES:
-        fn = getattr(gpus, attr, None)
-        if callable(fn):
-            return fn
-    return None
-
-
-_CANON = _load_canonicalizer()
-
-
-def canonical(name: str) -> str | None:
-    """The canonical GPU name for `name` per `domain.gpus`, or None when unknown there (or no table)."""
-    if _CANON is None:
-        return None
-    try:
-        out = _CANON(name)
-    except (KeyError, ValueError, LookupError):
-        return None
-    if out is None or isinstance(out, str):
-        return out or None
-    for attr in ("name", "canonical", "canonical_name"):  # a GPU record rather than a string
-        value = getattr(out, attr, None)
-        if isinstance(value, str) and value:
-            return value
-    return None
 
 
 def resolve(values: Iterable[str], known: Iterable[str]) -> tuple[dict[str, list[str]], list[str]]:
@@ -63,8 +32,8 @@ def resolve(values: Iterable[str], known: Iterable[str]) -> tuple[dict[str, list
     matched: dict[str, list[str]] = {}
     unknown: list[str] = []
     for value in values:
-        canon = canonical(value)
-        names = list(by_fold.get(fold(canon), [])) if canon else []
+        canon = matching_gpus(value)
+        names = [n for c in canon for n in by_fold.get(fold(c), [])]
         for n in by_fold.get(fold(value), []):
             if n not in names:
                 names.append(n)

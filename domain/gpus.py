@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["GpuModel", "UnknownGpu", "GPUS", "resolve", "normalize", "by_name"]
+__all__ = ["GpuModel", "UnknownGpu", "GPUS", "resolve", "normalize", "by_name", "matching_gpus"]
 
 
 class UnknownGpu(ValueError):
@@ -178,3 +178,40 @@ def resolve(raw: str, memory_gb: float | None = None, hint: str | None = None) -
     if exact is not None:
         return exact
     raise UnknownGpu(f"unknown GPU name {raw!r}")
+
+
+_FORM_SUFFIX = re.compile(r"(pcie|nvl|sxm)$")
+_CANONICAL_NORM = {normalize(n): n for n in GPUS}
+
+
+def _model_base(family: str) -> str:
+    return _FORM_SUFFIX.sub("", family)
+
+
+def matching_gpus(query: str) -> list[str]:
+    """Every canonical model a user's GPU filter denotes (search and the price stream).
+
+    A bare model name means all its variants ("H100" -> H100-SXM, H100-PCIe, H100-NVL); memory or
+    form-factor words narrow it ("A100 80GB" -> both 80 GB A100s, "H100 SXM5" -> H100-SXM); a canonical
+    name or a provider's full spelling ("NVIDIA A100-SXM4-80GB") means that model. Empty when the name
+    denotes no GPU at all.
+    """
+    if not query or not query.strip():
+        return []
+    exact = _CANONICAL_NORM.get(normalize(query))
+    if exact is not None:
+        return [exact]
+    mem, form = _mem_in(query), _form_hint(query)
+    words = re.sub(r"[^a-z0-9.]+", " ", _NOISE.sub(" ", query.lower()))
+    base = _model_base(re.sub(r"[^a-z0-9]+", "", _FORM_WORDS.sub(" ", _MEM.sub(" ", words))))
+    cands = [m for m in GPUS.values() if base and _model_base(m.family) == base]
+    if form is not None:
+        cands = [m for m in cands if m.form_factor in (form, None)]
+    if mem:
+        cands = [m for m in cands if abs(m.memory_gb - mem) <= 0.15 * m.memory_gb]
+    if cands:
+        return [m.name for m in cands]
+    try:
+        return [resolve(query).name]
+    except UnknownGpu:
+        return []

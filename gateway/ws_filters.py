@@ -6,12 +6,15 @@ and "H100_80GB_SXM5" select the same family.
 """
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from domain.geo import locate
+from domain.gpus import matching_gpus
 from domain.models import Pricing
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
@@ -100,6 +103,22 @@ def region_geo(region: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+@functools.lru_cache(maxsize=4096)
+def _geo(region: str) -> tuple[str | None, str | None]:
+    """The catalog's own region table (`domain.geo`) first, then the prefix rules above."""
+    try:
+        country, continent = locate(region)
+        if continent:
+            return country, continent
+    except ValueError:
+        pass
+    return region_geo(region)
+
+
+def _fold(name: str) -> str:
+    return _NON_ALNUM.sub("", name.lower())
+
+
 def _str_list(v: Any) -> Any:
     if isinstance(v, str):
         return [v]
@@ -139,12 +158,17 @@ class PriceFilter(BaseModel):
 class CompiledFilter:
     """A PriceFilter prepared for the hot path: lower-cased sets, GPU tokens, a float price cap."""
 
-    __slots__ = ("source", "gpus", "families", "providers", "regions", "countries", "continents", "pricing", "max_price")
+    __slots__ = ("source", "gpus", "gpu_names", "families", "providers", "regions", "countries", "continents", "pricing", "max_price")
 
     def __init__(self, f: PriceFilter):
         self.source = f
         self.gpus = tuple(tuple(gpu_tokens(g)) for g in f.gpu_type) if f.gpu_type else None
-        self.families = frozenset(g[0] for g in self.gpus if g) if self.gpus else None
+        # Aliases through the canonical GPU table ("NVIDIA A100-SXM4-80GB", "H100" = every H100 variant);
+        # the token match stays for names the table does not know.
+        canon = [n for g in f.gpu_type for n in matching_gpus(g)] if f.gpu_type else []
+        self.gpu_names = frozenset(_fold(n) for n in canon)
+        self.families = (frozenset(g[0] for g in self.gpus if g) | frozenset(gpu_family(n) for n in canon)) \
+            if self.gpus else None
         self.providers = frozenset(p.lower() for p in f.provider) if f.provider else None
         self.regions = frozenset(r.lower() for r in f.region) if f.region else None
         self.countries = frozenset(c.upper() for c in f.country) if f.country else None
@@ -156,7 +180,7 @@ class CompiledFilter:
         # cheapest tests first: this runs for every (update, candidate group) pair
         if self.max_price is not None and (u.price is None or u.price > self.max_price):
             return False
-        if self.gpus is not None:
+        if self.gpus is not None and u.gpu_fold not in self.gpu_names:
             toks = u.gpu_toks
             for g in self.gpus:
                 if tokens_match(g, toks):
@@ -179,10 +203,11 @@ class CompiledFilter:
 class UpdateView:
     """The fields of one price update that filters read, computed once per update."""
 
-    __slots__ = ("gpu_type", "gpu_toks", "family", "provider_l", "region_l", "country", "continent", "pricing", "price")
+    __slots__ = ("gpu_type", "gpu_fold", "gpu_toks", "family", "provider_l", "region_l", "country", "continent", "pricing", "price")
 
     def __init__(self, d: dict[str, Any]):
         self.gpu_type = str(d.get("gpu_type") or "")
+        self.gpu_fold = _fold(self.gpu_type)
         self.gpu_toks = tuple(gpu_tokens(self.gpu_type))
         self.family = self.gpu_toks[0] if self.gpu_toks else ""
         self.provider_l = str(d.get("provider") or "").lower()
@@ -190,7 +215,7 @@ class UpdateView:
         self.region_l = region.lower()
         country, continent = d.get("country"), d.get("continent")
         if not country or not continent:
-            gc, gk = region_geo(region)
+            gc, gk = _geo(region)
             country, continent = country or gc, continent or gk
         self.country = country.upper() if isinstance(country, str) else None
         self.continent = continent.upper() if isinstance(continent, str) else None
