@@ -48,6 +48,27 @@ def actor_runtime_env(settings: Settings) -> dict[str, Any]:
     return {"env_vars": metrics_env(settings.state_dir)}
 
 
+def deployment_options(settings: Settings, name: str, min_replicas: int, max_replicas: int) -> dict[str, Any]:
+    """Options every deployment of ours shares: autoscaling bounds, a raised max_ongoing_requests
+    (Serve's default of 5 collapses throughput), num_cpus=0, the shared metrics directory, and no
+    per-request access-log line (it costs CPU on the hot path; EdgeMiddleware logs errors)."""
+    return {
+        "name": name,
+        "max_ongoing_requests": settings.max_ongoing_requests,
+        "autoscaling_config": {
+            "min_replicas": min_replicas,
+            "max_replicas": max_replicas,
+            "target_ongoing_requests": max(8, settings.max_ongoing_requests // 4),
+            "upscale_delay_s": 10,
+            "downscale_delay_s": 120,
+        },
+        "ray_actor_options": {"num_cpus": 0, "runtime_env": actor_runtime_env(settings)},
+        "health_check_period_s": 10,
+        "graceful_shutdown_timeout_s": 5,
+        "logging_config": {"enable_access_log": False},
+    }
+
+
 def build_app(settings: Settings):
     """The Serve application: the ingress and what it composes."""
     from ray import serve
@@ -56,22 +77,7 @@ def build_app(settings: Settings):
     from deployments.search import search_deployment
 
     ingress = serve.deployment(
-        Ingress,
-        name="Ingress",
-        max_ongoing_requests=settings.max_ongoing_requests,
-        autoscaling_config={
-            "min_replicas": settings.ingress_replicas_min,
-            "max_replicas": settings.ingress_replicas_max,
-            "target_ongoing_requests": max(8, settings.max_ongoing_requests // 4),
-            "upscale_delay_s": 10,
-            "downscale_delay_s": 120,
-        },
-        ray_actor_options={"num_cpus": 0, "runtime_env": actor_runtime_env(settings)},
-        health_check_period_s=10,
-        graceful_shutdown_timeout_s=5,
-        # A per-request access-log line costs CPU on the hot path; errors are logged by EdgeMiddleware.
-        logging_config={"enable_access_log": False},
-    )
+        Ingress, **deployment_options(settings, "Ingress", settings.ingress_replicas_min, settings.ingress_replicas_max))
     handles = {"search": search_deployment(settings).bind(settings)}
     return ingress.bind(settings, handles)
 

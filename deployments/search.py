@@ -56,21 +56,7 @@ def search_deployment(settings: Settings):
     """The deployment with its autoscaling options (one replica holds the whole index; scale on load)."""
     from ray import serve
 
-    from cluster.ray_env import actor_runtime_env
+    from cluster.ray_env import deployment_options
 
     return serve.deployment(
-        Search,
-        name="Search",
-        max_ongoing_requests=settings.max_ongoing_requests,
-        autoscaling_config={
-            "min_replicas": settings.search_replicas_min,
-            "max_replicas": settings.search_replicas_max,
-            "target_ongoing_requests": max(8, settings.max_ongoing_requests // 4),
-            "upscale_delay_s": 10,
-            "downscale_delay_s": 120,
-        },
-        ray_actor_options={"num_cpus": 0, "runtime_env": actor_runtime_env(settings)},
-        health_check_period_s=10,
-        graceful_shutdown_timeout_s=5,
-        logging_config={"enable_access_log": False},
-    )
+        Search, **deployment_options(settings, "Search", settings.search_replicas_min, settings.search_replicas_max))
