@@ -4,7 +4,9 @@ A missing or malformed setting stops start-up with one line naming it (`Settings
 """
 from __future__ import annotations
 
+import json
 import os
+import typing
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -143,6 +145,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             if value == "" and name not in ("vault_addr", "ray_address", "secrets_dir", "vault_token"):
                 raise SettingsError(f"setting {key} is empty")
             raw[name] = value if value != "" else None
+            if value and typing.get_origin(Settings.model_fields[name].annotation) in (dict, list):
+                try:  # structured settings (e.g. GPUBROKER_ADAPTER_BASE_URLS) are JSON in the environment
+                    raw[name] = json.loads(value)
+                except json.JSONDecodeError as exc:
+                    raise SettingsError(f"invalid setting {key}={value!r}: not JSON ({exc.msg})") from None
     if "vault_addr" not in raw and env.get("VAULT_ADDR"):
         raw["vault_addr"] = env["VAULT_ADDR"]
     if "vault_token" not in raw and env.get("VAULT_TOKEN"):

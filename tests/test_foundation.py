@@ -199,3 +199,10 @@ def test_json_logs_carry_trace_id_and_redact():
     assert err and err[0]["trace_id"] == TRACE and err[0]["level"] == "ERROR"
     text = buf.getvalue()
     assert "alice@example.com" not in text and "hunter2" not in text and "eyJhbGciOi" not in text
+
+
+def test_structured_setting_from_json_env():
+    s = load_settings({"GPUBROKER_ADAPTER_BASE_URLS": '{"azure": "http://127.0.0.1:9"}'})
+    assert s.adapter_base_urls == {"azure": "http://127.0.0.1:9"}
+    with pytest.raises(SettingsError, match="GPUBROKER_ADAPTER_BASE_URLS"):
+        load_settings({"GPUBROKER_ADAPTER_BASE_URLS": "{not json"})
