@@ -238,7 +238,7 @@ def run_plain(settings: Settings, mixed: Path, unique: Path, duration: float) ->
 def machine() -> dict:
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
     return {"host": platform.node(), "cpus": os.cpu_count(), "cpu_model": cpu, "python": platform.python_version(),
-            "load_avg_at_start": os.getloadavg(), "note": "shared 2-core machine; other engineers' tests ran meanwhile"}
+            "load_avg_at_start": os.getloadavg(), "note": "2-core machine; the load average says how busy it was"}
 
 
 def main() -> int:
