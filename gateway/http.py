@@ -60,9 +60,11 @@ def error_response(status: int, message: str, code: str | None = None, details: 
     return JSONResponse(error_body(status, message, code, details), status_code=status, headers=headers)
 
 
-def _field_of(loc: tuple | list) -> str:
+def _field_of(loc: tuple | list, err_type: str | None = None) -> str:
+    if err_type == "json_invalid":  # loc is ("body", <character offset>): the body as a whole is bad
+        return "body"
     parts = [str(p) for p in loc if p not in ("query", "body", "path", "header", "cookie")]
-    return ".".join(parts) or "request"
+    return ".".join(parts) or (str(loc[0]) if loc else "request")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -77,8 +79,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
-        details = [{"field": _field_of(e.get("loc", ())), "message": e.get("msg", "invalid"), "type": e.get("type")}
-                   for e in exc.errors()]
+        details = []
+        for e in exc.errors():
+            msg = e.get("msg", "invalid")
+            if e.get("type") == "json_invalid":
+                pos = (e.get("loc") or ("body", None))[-1]
+                msg = f"malformed JSON{f' at character {pos}' if isinstance(pos, int) else ''}: {(e.get('ctx') or {}).get('error', msg)}"
+            details.append({"field": _field_of(e.get("loc", ()), e.get("type")), "message": msg, "type": e.get("type")})
         fields = ", ".join(dict.fromkeys(d["field"] for d in details))
         return error_response(422, f"invalid request: {fields}", details=details)
 

@@ -9,11 +9,18 @@ import sys
 import asyncpg
 import httpx
 import pytest
+from pydantic import BaseModel
 
 from cluster.db import apply_migrations, load_migrations
 from cluster.settings import SettingsError, load_settings
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+
+class _Body(BaseModel):
+    name: str
+
+
 TRACEPARENT = f"00-{TRACE}-b7ad6b7169203331-01"
 
 
@@ -113,6 +120,10 @@ def test_error_format_422_and_500_in_process():
     async def _validate(page_size: int = Query(ge=1, le=100)):
         return {"page_size": page_size}
 
+    @app.post("/_t/body")
+    async def _body(body: _Body):
+        return {"name": body.name}
+
     @app.get("/_t/boom")
     async def _boom():
         raise RuntimeError("kaboom secret")
@@ -123,6 +134,12 @@ def test_error_format_422_and_500_in_process():
         err = r.json()["error"]
         assert err["code"] == "validation_error" and err["trace_id"] == TRACE
         assert err["details"][0]["field"] == "page_size" and "page_size" in err["message"]
+        r = c.post("/_t/body", content=b"{bad json", headers={"content-type": "application/json"})
+        err = r.json()["error"]
+        assert r.status_code == 422 and err["details"][0]["field"] == "body"
+        assert err["details"][0]["message"].startswith("malformed JSON")
+        r = c.post("/_t/body", json=[1, 2])
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "body"
         r = c.get("/_t/boom", headers={"traceparent": TRACEPARENT})
         assert r.status_code == 500
         err = r.json()["error"]
