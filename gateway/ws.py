@@ -167,6 +167,17 @@ class PriceGateway:
             await asyncio.sleep(min(10.0, ConnectionLimiter.ALIVE_TTL_S / 3))
 
     # connections --------------------------------------------------------------------------------------
+    def _event(self, conn: ServerConnection, event: str, outcome: str, claims=None, reason: str | None = None) -> None:
+        """One security log line per connection event (SEC-LOG-REQ-1): who, what, outcome, source; no PII."""
+        try:
+            ip = conn.remote_address[0] if conn.remote_address else None
+            ua = conn.request.headers.get("User-Agent") if conn.request is not None else None
+        except Exception:  # a connection torn down mid-handshake
+            ip, ua = None, None
+        log.info(event, extra={"event": event, "outcome": outcome, "reason": reason, "source_ip": ip,
+                               "user_agent": (ua or "")[:200] or None, "target": "ws:prices",
+                               "user_id": getattr(claims, "sub", None), "tenant_id": getattr(claims, "tenant_id", None)})
+
     def _process_request(self, conn: ServerConnection, request) -> Any:
         """A token in the Authorization header is checked before the upgrade: a bad one gets HTTP 401."""
         conn.gpb_claims = None  # type: ignore[attr-defined]
@@ -180,6 +191,7 @@ class PriceGateway:
             conn.gpb_claims = self.tokens.verify(token.strip())  # type: ignore[attr-defined]
         except TokenError:
             m.WS_REFUSED.labels("token").inc()
+            self._event(conn, "ws.connect", "fail", reason="token")
             return conn.respond(HTTPStatus.UNAUTHORIZED, "invalid or expired token\n")
         return None
 
@@ -191,6 +203,7 @@ class PriceGateway:
             raw = await asyncio.wait_for(conn.recv(), timeout=self.settings.ws_auth_timeout_s)
         except asyncio.TimeoutError:
             m.WS_REFUSED.labels("auth_timeout").inc()
+            self._event(conn, "ws.connect", "fail", reason="auth_timeout")
             await conn.close(CLOSE_AUTH_TIMEOUT, "no auth message")
             return None
         try:
@@ -200,6 +213,7 @@ class PriceGateway:
             return self.tokens.verify(msg.token)
         except (ProtocolError, TokenError):
             m.WS_REFUSED.labels("token").inc()
+            self._event(conn, "ws.connect", "fail", reason="token")
             await conn.close(CLOSE_UNAUTHORIZED, "invalid or missing token")
             return None
 
@@ -211,15 +225,18 @@ class PriceGateway:
             count = await self.limiter.acquire(claims.tenant_id)
         except TenantUnknown:
             m.WS_REFUSED.labels("tenant").inc()
+            self._event(conn, "ws.connect", "fail", claims, "unknown_tenant")
             await conn.close(CLOSE_FORBIDDEN, "unknown tenant")
             return
         except Exception as exc:  # PostgreSQL or Redis down: tell the client to retry later
             log.warning("ws limit check failed", extra={"error": str(exc)[:200]})
             m.WS_REFUSED.labels("unavailable").inc()
+            self._event(conn, "ws.connect", "fail", claims, "unavailable")
             await conn.close(CLOSE_UNAVAILABLE, "try again later")
             return
         if count is None:
             m.WS_REFUSED.labels("limit").inc()
+            self._event(conn, "ws.connect", "fail", claims, "tenant_limit")
             await conn.close(CLOSE_TOO_MANY, "tenant connection limit reached")
             return
         if self.settings.ws_send_buffer:
@@ -231,6 +248,7 @@ class PriceGateway:
         client = Client(conn, claims.tenant_id, claims.sub, self.settings.ws_queue_max, self.fanout)
         self.fanout.add(client)
         m.WS_CONNECTED.inc()
+        self._event(conn, "ws.connect", "success", claims)
         try:
             await conn.send(dumps({"type": "welcome", "version": PROTOCOL_VERSION, "seq": self.feed.last_seq,
                                    "heartbeat_s": self.settings.ws_heartbeat_s,
@@ -242,6 +260,7 @@ class PriceGateway:
         finally:
             self.fanout.remove(client)
             m.WS_CONNECTED.dec()
+            self._event(conn, "ws.disconnect", "success", claims)
             try:
                 await self.limiter.release(claims.tenant_id)
             except Exception as exc:

@@ -279,3 +279,36 @@ def test_filters_aliases_and_geography():
     assert m({"region": "US-EAST-1", "provider": ["RunPod", "vast"]}) and not m({"provider": "vast"})
     assert region_geo("europe-west4") == ("NL", "EU") and region_geo("ap-northeast-1") == ("JP", "AS")
     assert region_geo("somewhere") == (None, None) and not m({"continent": "NA"}, region="somewhere")
+
+
+async def test_connection_events_are_logged_without_pii(gw, settings, tenant):
+    """SEC-LOG-REQ-1: connect (refused and accepted) and disconnect each leave a line with who, outcome, source."""
+    import logging
+
+    records: list[logging.LogRecord] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    logger = logging.getLogger("gpubroker.ws")
+    handler, level = _Keep(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with pytest.raises(InvalidStatus):
+            async with connect(url(gw), additional_headers={"Authorization": "Bearer not-a-jwt"}):
+                pass
+        tok = token_for(settings, tenant)
+        async with connect(url(gw), additional_headers={"Authorization": f"Bearer {tok}"}) as ws:
+            assert json.loads(await ws.recv())["type"] == "welcome"
+        await wait_for(lambda: any(r.msg == "ws.disconnect" for r in records), 5)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    events = [(r.msg, r.outcome, getattr(r, "reason", None)) for r in records if r.msg.startswith("ws.")]
+    assert ("ws.connect", "fail", "token") in events
+    assert ("ws.connect", "success", None) in events and ("ws.disconnect", "success", None) in events
+    ok = next(r for r in records if r.msg == "ws.connect" and r.outcome == "success")
+    assert ok.tenant_id == str(tenant) and ok.source_ip == "127.0.0.1" and ok.target == "ws:prices"
+    assert tok not in " ".join(str(vars(r)) for r in records)
