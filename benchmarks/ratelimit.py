@@ -202,7 +202,7 @@ async def main() -> None:
     ap.add_argument("--burst", type=int, default=20)
     ap.add_argument("--overload", type=float, default=2.0, help="offered / configured")
     ap.add_argument("--lease-s", type=float, default=0.25)
-    ap.add_argument("--shards", type=int, default=10,
+    ap.add_argument("--shards", type=int, default=16,
                     help="limiter actors the tenants are hashed onto (0: one actor per tenant, ~130 MB each)")
     ap.add_argument("--calls", type=int, default=20000)
     ap.add_argument("--out", default="benchmarks/results/ratelimit.json")

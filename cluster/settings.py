@@ -63,7 +63,7 @@ class Settings(BaseModel):
     anon_rate_limit_rps: float = Field(100.0, gt=0, description="requests/s per client IP on unauthenticated routes (per replica)")
     anon_rate_limit_burst: int = Field(200, ge=1, description="burst per client IP on unauthenticated routes")
     limiter_lease_s: float = Field(0.1, gt=0, le=5, description="a replica leases this many seconds' worth of a tenant's rate per call")
-    limiter_shards: int = Field(0, ge=0, le=4096, description="0: one TenantLimiter actor per tenant; N: tenants hashed onto N limiter actors")
+    limiter_shards: int = Field(16, ge=0, le=4096, description="tenants hashed onto N TenantLimiter actors (one bucket per tenant inside); 0: one actor per tenant (a ~130 MB process each)")
     limiter_plan_ttl_s: float = Field(5.0, gt=0, le=300, description="how long a replica caches a tenant's plan limits")
     ws_heartbeat_s: float = Field(30.0, gt=0, le=3600, description="WebSocket gateway heartbeat frame interval")
     ws_auth_timeout_s: float = Field(10.0, gt=0, le=300, description="time a WS client has to send its auth message")
