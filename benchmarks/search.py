@@ -12,6 +12,7 @@ Writes benchmarks/results/search.json. Bounded: about 2 minutes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -144,18 +145,34 @@ def write_paths(d: Path, n_distinct: int = 400) -> tuple[Path, Path]:
     return cached, uncached
 
 
-def run_serve(settings: Settings, mixed: Path, unique: Path, duration: float, n: int) -> dict:
+@contextlib.contextmanager
+def local_serve(settings: Settings):
+    """A local Ray with Serve for one measurement; Serve, Ray and Serve's HAProxy are stopped after it."""
     import ray
     from ray import serve
 
     from cluster.cli import _haproxy_pids
-    from cluster.ray_env import deploy, ray_env
+    from cluster.ray_env import ray_env
 
     os.environ.update(ray_env(settings))
     ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="bench-search",
              _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="WARNING")
-    base = f"http://127.0.0.1:{settings.http_port}"
     try:
+        yield f"http://127.0.0.1:{settings.http_port}"
+    finally:
+        try:
+            serve.shutdown()
+        except Exception:
+            pass
+        ray.shutdown()
+        for pid in _haproxy_pids(settings.http_port):
+            os.kill(pid, 15)
+
+
+def run_serve(settings: Settings, mixed: Path, unique: Path, duration: float, n: int) -> dict:
+    from cluster.ray_env import deploy
+
+    with local_serve(settings) as base:
         t0 = time.monotonic()
         deploy(settings)
         wait_http(f"{base}/providers?page_size=1", 180, lambda r: r.status_code == 200 and r.json()["total"] >= n)
@@ -174,31 +191,15 @@ def run_serve(settings: Settings, mixed: Path, unique: Path, duration: float, n:
         res["export_10k"] = export_timings(base)
         print(f"  export: {res['export_10k']}", flush=True)
         return res
-    finally:
-        try:
-            serve.shutdown()
-        except Exception:
-            pass
-        ray.shutdown()
-        for pid in _haproxy_pids(settings.http_port):
-            os.kill(pid, 15)
 
 
 def compare_handle(settings: Settings, mixed: Path, duration: float, n: int) -> dict:
     """The design check: the index inside the ingress vs one Serve handle hop to the Search deployment."""
-    import ray
-    from ray import serve
+    from cluster.ray_env import build_app, deploy
 
-    from cluster.cli import _haproxy_pids
-    from cluster.ray_env import build_app, deploy, ray_env
-
-    os.environ.update(ray_env(settings))
-    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="bench-search",
-             _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="WARNING")
-    base = f"http://127.0.0.1:{settings.http_port}"
     prefixed = mixed.with_name("paths_handle.txt")
     prefixed.write_text("".join("/h" + line + "\n" for line in mixed.read_text().split()))
-    try:
+    with local_serve(settings) as base:
         deploy(settings)
         via_handle = settings.with_overrides(search_in_ingress=False)
         deploy(via_handle, "gpubroker-handle", "/h", build_app(via_handle))
@@ -208,14 +209,6 @@ def compare_handle(settings: Settings, mixed: Path, duration: float, n: int) -> 
         loadgen(base, prefixed, "closed", 2, conns=50)
         return {"in_ingress": loadgen(base, mixed, "closed", duration, conns=50),
                 "via_handle": loadgen(base, prefixed, "closed", duration, conns=50)}
-    finally:
-        try:
-            serve.shutdown()
-        except Exception:
-            pass
-        ray.shutdown()
-        for pid in _haproxy_pids(settings.http_port):
-            os.kill(pid, 15)
 
 
 def run_plain(settings: Settings, mixed: Path, unique: Path, duration: float) -> dict:
