@@ -222,6 +222,24 @@ def run_scenario(name, settings, token, filters, updates, rate, args, gw_pids) -
     }
 
 
+def start_bare(settings) -> subprocess.Popen:
+    """The same-run baseline: benchmarks/ws_bare.py on its own port."""
+    from cluster.messaging import subject
+
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.ws_bare", "--port", str(settings.ws_port),
+                             "--nats-url", settings.nats_url, "--subject", subject(settings, "prices") + ".>"],
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", settings.ws_port), timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("bare baseline server did not start")
+
+
 def start_gateways(settings, n: int) -> list[subprocess.Popen]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for k, v in settings.model_dump().items():
@@ -254,7 +272,7 @@ def main() -> int:
                     help="clients that use gateway.client.PriceStreamClient (the rest: a minimal loadgen client)")
     ap.add_argument("--a-small", type=int, default=1000,
                     help="also run scenario (a) with this many clients (0: skip): where this machine keeps up")
-    ap.add_argument("--only", choices=["a", "b"], default=None)
+    ap.add_argument("--only", choices=["a", "b", "baseline"], default=None)
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/ws.json"))
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -268,8 +286,9 @@ def main() -> int:
     report = {"benchmark": "ws", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
               "config": {k: getattr(args, k) for k in ("clients", "gateways", "workers", "rate_a", "rate_b", "seconds",
                                                         "drain_s", "batch_ms", "queue_max", "probe", "a_small")},
-              "baseline": {"what": "bare websockets broadcast measured on this machine kind (RAY_NOTES.md)",
-                           "broadcast_5000_p95_ms": 262, "broadcast_1000_p95_ms": 52},
+              "baseline": {"what": "scenario (b) against benchmarks/ws_bare.py (one bare websockets broadcast "
+                                   "process) in this run; RAY_NOTES.md measured 5,000 clients p95 262 ms",
+                           "broadcast_5000_p95_ms_ray_notes": 262},
               "targets": {"a_p95_ms": 100, "b_p95_ms": 250}, "scenarios": {}}
     token = asyncio.run(setup(settings))
     gws = start_gateways(settings, args.gateways)
@@ -290,6 +309,22 @@ def main() -> int:
                                    args.rate_a, args, pids)
                 report["scenarios"][key] = res
                 print(json.dumps(res, indent=2), flush=True)
+        if args.only in (None, "baseline"):
+            time.sleep(5)
+            bare_settings = settings.with_overrides(ws_port=free_port())
+            bare = start_bare(bare_settings)
+            try:
+                n_b = max(1, int(args.rate_b * args.seconds))
+                res = run_scenario("b_broadcast_bare_baseline", bare_settings, token, [{}] * args.clients,
+                                   load_feed(n_b), args.rate_b, args, [bare.pid])
+            finally:
+                bare.terminate()
+                bare.wait(10)
+            report["scenarios"]["b_baseline_bare"] = res
+            b = report["scenarios"].get("b")
+            if b and b["latency_ms"]["p95"] and res["latency_ms"]["p95"]:
+                report["b_p95_ratio_gateway_over_bare"] = round(b["latency_ms"]["p95"] / res["latency_ms"]["p95"], 3)
+            print(json.dumps(res, indent=2), flush=True)
     finally:
         for p in gws:
             p.terminate()
