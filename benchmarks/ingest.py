@@ -89,7 +89,7 @@ async def run(args) -> dict:
 
     from actors.pipeline import Ingestor
     from cluster.db import create_pool, migrate
-    from cluster.messaging import STREAMS, ensure_streams, stream_name
+    from cluster.messaging import delete_streams, ensure_streams, stream_name
     from cluster.settings import load_settings
 
     machine = _machine()  # load average before the run
@@ -157,11 +157,7 @@ async def run(args) -> dict:
         result["vs_spec"] = round(result["sustained_records_per_min"] / SPEC_PER_MIN, 1)
         result["vs_naive"] = round(result["sustained_records_per_min"] / naive["records_per_min"], 1)
     finally:
-        for s in STREAMS:
-            try:
-                await js.delete_stream(stream_name(settings, s))
-            except Exception:
-                pass
+        await delete_streams(settings, js)
         await nc.close()
         keys = [k async for k in r.scan_iter(match=f"{settings.redis_prefix}*")]
         if keys:

@@ -97,14 +97,10 @@ async def teardown(settings) -> None:
     import nats
     import redis.asyncio as aioredis
 
-    from cluster.messaging import STREAMS, stream_name
+    from cluster.messaging import delete_streams
 
     nc = await nats.connect(settings.nats_url)
-    for s in STREAMS:
-        try:
-            await nc.jetstream().delete_stream(stream_name(settings, s))
-        except Exception:
-            pass
+    await delete_streams(settings, nc.jetstream())
     await nc.close()
     r = aioredis.from_url(settings.redis_url)
     keys = [k async for k in r.scan_iter(match=f"{settings.redis_prefix}*")]

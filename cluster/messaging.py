@@ -43,3 +43,12 @@ async def ensure_streams(settings: Settings, js) -> None:
             await js.add_stream(cfg)
         except Exception:
             await js.update_stream(cfg)
+
+
+async def delete_streams(settings: Settings, js) -> None:
+    """Remove this prefix's JetStream streams (throw-away test and benchmark deployments); missing ones are fine."""
+    for name in STREAMS:
+        try:
+            await js.delete_stream(stream_name(settings, name))
+        except Exception:
+            pass

@@ -91,17 +91,13 @@ async def redis_client(settings):
 async def nats_client(settings):
     import nats
 
-    from cluster.messaging import STREAMS, ensure_streams, stream_name
+    from cluster.messaging import delete_streams, ensure_streams
 
     nc = await nats.connect(settings.nats_url)
     js = nc.jetstream()
     await ensure_streams(settings, js)
     yield nc
-    for s in STREAMS:
-        try:
-            await js.delete_stream(stream_name(settings, s))
-        except Exception:
-            pass
+    await delete_streams(settings, js)
     await nc.close()
 
 
