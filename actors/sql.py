@@ -104,7 +104,7 @@ WHERE published_at IS NULL AND msg_id LIKE $2 AND created_at = $1
 """
 
 UNPUBLISHED = """
-SELECT id, subject, msg_id, payload::text AS payload FROM outbox
+SELECT id, subject, msg_id, payload::text AS payload, body, messages FROM outbox
 WHERE published_at IS NULL AND msg_id LIKE $1 AND created_at <= now() - make_interval(secs => $2)
 ORDER BY id LIMIT $3
 """

@@ -138,7 +138,7 @@ async def run(args) -> dict:
                     "offer_build_seconds": round(build_s, 2), "step_seconds": {k: round(v, 2) for k, v in steps.items()}}
             phases.append({"phase": phase, **tot})
         hist = await pool.fetchval("SELECT count(*) FROM price_history")
-        outbox = await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
+        outbox = await pool.fetchval("SELECT coalesce(sum(messages), 0) FROM outbox WHERE published_at IS NOT NULL")
         info = await js.stream_info(stream_name(settings, "PRICES"))
         naive = await naive_baseline(settings, pool, base, args.naive_rows)
         total_records = sum(p["records"] for p in phases)

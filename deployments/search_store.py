@@ -9,7 +9,7 @@ _SELECT = """
 SELECT o.id::text, o.provider_id, o.external_id, o.name, o.gpu_type, o.gpu_count, o.gpu_memory_gb, o.vcpu,
        o.memory_gb, o.storage_gb, o.price_per_hour::float8, o.price_per_gpu_hour::float8, o.currency::text,
        o.pricing, o.region, o.country::text, o.continent::text, o.availability, o.tags,
-       tsvector_to_array(o.search_tsv),
+       tsvector_to_array(to_tsvector('simple', offer_search_text(o.name, o.gpu_type, o.tags))),
        (extract(epoch FROM o.updated_at) * 1000000)::int8, (extract(epoch FROM o.last_seen_at) * 1000000)::int8
 FROM offers o
 """

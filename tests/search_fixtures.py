@@ -72,7 +72,7 @@ def sql_for(filters: dict[str, Any], sort: str = "price_asc") -> tuple[str, list
     ops = {"gpu_count": "gpu_count = {}", "min_gpu_count": "gpu_count >= {}", "min_gpu_memory_gb": "gpu_memory_gb >= {}",
            "max_price": "price_per_hour::float8 <= {}", "max_price_per_gpu": "price_per_gpu_hour::float8 <= {}",
            "min_vcpu": "vcpu >= {}", "min_memory_gb": "memory_gb >= {}", "tags": "tags @> {}",
-           "q": "search_tsv @@ plainto_tsquery('simple', {})"}
+           "q": "to_tsvector('simple', offer_search_text(name, gpu_type, tags)) @@ plainto_tsquery('simple', {})"}
     for key, value in filters.items():
         if key in ops:
             where.append(ops[key].format(arg(value)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from actors.pipeline import price_update_json
+from actors.pipeline import outbox_messages, outbox_rows, price_update_json
 from adapters import registry
 from cluster.messaging import subject
 from domain.models import PriceUpdate
@@ -47,7 +47,7 @@ async def test_first_sync_inserts_then_unchanged_resync_emits_nothing(ingestor, 
     assert await pg.fetchval("SELECT count(*) FROM offers WHERE provider_id=$1", pid) == len(offers)
     assert await pg.fetchval("SELECT count(*) FROM price_history h JOIN offers o ON o.id=h.offer_id "
                              "WHERE o.provider_id=$1", pid) == len(offers)
-    assert await pg.fetchval("SELECT count(*) FROM outbox WHERE subject LIKE $1 AND published_at IS NOT NULL",
+    assert await pg.fetchval("SELECT coalesce(sum(messages), 0) FROM outbox WHERE subject LIKE $1 AND published_at IS NOT NULL",
                              subject(settings, "prices", pid) + ".%") == len(offers)
     assert len(await c.settle(len(offers))) == len(offers)
     assert all(p["old_price"] is None for p in c.payloads())
@@ -139,8 +139,51 @@ async def test_outbox_relay_publishes_what_nats_missed(settings, pg, redis_clien
     online = Ingestor(settings, pg, redis=redis_client, js=nats_client.jetstream())
     assert await online.relay_outbox() >= 4
     assert len(await c.settle(4)) == 4
-    assert await pg.fetchval("SELECT count(*) FROM outbox WHERE subject LIKE $1 AND published_at IS NULL",
+    assert await pg.fetchval("SELECT coalesce(sum(messages), 0) FROM outbox WHERE subject LIKE $1 AND published_at IS NULL",
                              subject(settings, "prices", pid) + ".%") == 0
+
+
+def test_outbox_batch_rows_split_back_into_the_exact_messages():
+    from datetime import datetime, timezone
+
+    ts = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    # payloads as the pipeline writes them: the escaper leaves U+2028 / U+0085 raw, turns tabs into \\t
+    msgs = [(f"p.prices.x.h100", f"db:ph:{i}",
+             price_update_json(str(uuid.uuid4()), f"id\t{i}\u2028\x85\n\"q\"", "x", "H100-SXM", "r", "spot", None,
+                               Decimal("1.5"), "up", '"2026-01-02T00:00:00Z"')) for i in range(7)]
+    rows = list(outbox_rows("p.prices.x.>", msgs, ts, size=3))
+    assert [(r[0], r[1], r[3]) for r in rows] == [("p.prices.x.>", "db:ph:0+3", 3), ("p.prices.x.>", "db:ph:3+3", 3),
+                                                  ("p.prices.x.>", "db:ph:6+1", 1)]
+    back = [m for r in rows for m in outbox_messages({"body": r[2], "subject": r[0], "msg_id": r[1], "payload": None})]
+    assert back == msgs
+    assert PriceUpdate.model_validate_json(back[4][2]).external_id == "id\t4\u2028\x85\n\"q\""
+
+
+async def test_outbox_relay_sends_every_message_of_split_batch_rows(settings, pg, redis_client, nats_client, collect,
+                                                                    monkeypatch):
+    from actors import pipeline
+    from actors.pipeline import Ingestor
+
+    monkeypatch.setattr(pipeline, "OUTBOX_BATCH", 4)  # 10 deltas -> rows of 4, 4 and 2 messages
+    pid = _pid()
+    offline = Ingestor(settings, pg, redis=redis_client, js=None)
+    s = await offline.ingest(pid, _offers(pid, 10))
+    assert s.deltas == 10 and s.published == 0
+    rows = await pg.fetch("SELECT messages FROM outbox WHERE subject = $1 AND published_at IS NULL ORDER BY id",
+                          subject(settings, "prices", pid) + ".>")
+    assert [r["messages"] for r in rows] == [4, 4, 2]
+    c = await collect(subject(settings, "prices", pid) + ".>")
+    online = Ingestor(settings, pg, redis=redis_client, js=nats_client.jetstream())
+    sent = 0
+    while n := await online.relay_outbox(limit=5):  # whole rows only: 4, then 4, then 2
+        sent += n
+    assert sent >= 10
+    got = await c.settle(10)
+    assert len(got) == 10
+    assert len({m.headers["Nats-Msg-Id"] for m in got}) == 10
+    assert {p["external_id"] for p in c.payloads()} == {o.external_id for o in _offers(pid, 10)}
+    assert await pg.fetchval("SELECT count(*) FROM outbox WHERE subject = $1 AND published_at IS NULL",
+                             subject(settings, "prices", pid) + ".>") == 0
 
 
 async def test_large_batch_events_are_all_stored_in_jetstream(ingestor, settings, nats_client, pg):
@@ -154,5 +197,5 @@ async def test_large_batch_events_are_all_stored_in_jetstream(ingestor, settings
     info = await nats_client.jetstream().stream_info(stream_name(settings, "PRICES"),
                                                      subjects_filter=subject(settings, "prices", pid) + ".>")
     assert sum(info.state.subjects.values()) == len(offers)
-    assert await pg.fetchval("SELECT count(*) FROM outbox WHERE subject LIKE $1 AND published_at IS NULL",
+    assert await pg.fetchval("SELECT coalesce(sum(messages), 0) FROM outbox WHERE subject LIKE $1 AND published_at IS NULL",
                              subject(settings, "prices", pid) + ".%") == 0
