@@ -24,10 +24,13 @@ class WsGatewayActor:
 
         self.gateway = PriceGateway(settings, reuse_port=reuse_port)
         self._started: asyncio.Task | None = None
+        # Serve from birth: a call queued to ourselves runs once the actor is up, so when Ray restarts a
+        # crashed gateway process the server is back on its port without waiting for the next `up`.
+        ray.get_runtime_context().current_actor.start.remote()
 
     async def start(self) -> dict[str, Any]:
-        """Start the server if it is not running yet; returns its stats (idempotent)."""
-        if self._started is None:
+        """Start the server if it is not running yet (or its last start failed); returns its stats."""
+        if self._started is None or (self._started.done() and self._started.exception() is not None):
             self._started = asyncio.get_running_loop().create_task(self.gateway.start())
         await asyncio.shield(self._started)
         return self.gateway.stats()

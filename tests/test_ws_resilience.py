@@ -120,6 +120,15 @@ async def test_gateway_as_ray_actor_started_by_up_step(ray_session, settings, pg
         assert (await next_update(c, 10))["seq"] == seq
         stats = await actor.stats.remote()
         assert stats["clients"] == 1 and stats["last_seq"] >= seq and stats["deliveries"] >= 1
+
+        # The gateway process dies; Ray restarts the actor and the server is back without another `up`.
+        # The client reconnects on its own and resumes after its last seq: an update published while the
+        # gateway was down arrives, from JetStream.
+        ray.kill(actor, no_restart=False)
+        seq2 = await publish(settings, nats_client.jetstream(), price_update("primecompute", "B200_180GB"))
+        got = await next_update(c, 60)
+        assert got["seq"] == seq2 and got["seq"] > seq
+        assert c.connects >= 2
         await c.close()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
