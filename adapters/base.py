@@ -223,6 +223,10 @@ class Adapter(abc.ABC):
             return None
         return self.secrets.get(*self.SECRET)
 
+    def required_secrets(self) -> list[tuple[str, str]]:
+        """(path, key) of every secret the live API needs; AWS needs a key id and a secret key."""
+        return [self.SECRET] if self.SECRET_REQUIRED and self.SECRET else []
+
     @abc.abstractmethod
     async def fetch_live(self, http: "Http") -> Any:
         """Call the documented API (all pages) and return the raw response in the shape `parse` accepts."""
@@ -230,8 +234,9 @@ class Adapter(abc.ABC):
     async def fetch(self) -> Any:
         """The live call behind the circuit breaker; raises an AdapterError when it cannot be had."""
         self.breaker.check()
-        if self.SECRET_REQUIRED and not self.credential():
-            raise CredentialsMissing(f"secret {self.SECRET[0]}#{self.SECRET[1]} is not set")
+        for path, key in self.required_secrets():
+            if self.secrets is None or not self.secrets.get(path, key):
+                raise CredentialsMissing(f"secret {path}#{key} is not set")
         async with httpx.AsyncClient(timeout=self.policy.timeout_s) as client:
             try:
                 raw = await self.fetch_live(Http(client, self.policy))
