@@ -6,10 +6,12 @@ and a pure `parse(raw) -> ParseResult`. Raw provider JSON never leaves its modul
 `domain.models.Offer`s, and every record it cannot turn into an offer becomes a `Reject` with a reason.
 Each adapter also ships a bundled snapshot of a recorded response (`adapters/snapshots/`, built by
 `adapters/build_snapshots.py`), in the same shape `parse` accepts, served when live data cannot be had.
+Where the recording is a catalog derived from the API rather than its response (GCP, AWS, Prime
+Intellect), `parse` accepts both shapes and turns the live one into the snapshot's rows or offers.
 
 Errors (all `AdapterError`):
     CredentialsMissing  - the provider needs a secret that is not set (the snapshot is served instead)
-    LiveUnsupported     - no live path in this adapter (the snapshot is the catalog)
+    LiveUnsupported     - no live path in this adapter (the snapshot is the catalog; no adapter raises it now)
     CircuitOpen         - recent live calls failed; no call is made until the breaker half-opens
     FetchError          - the live call failed after its retries (HTTP status, timeout, bad body)
 """
