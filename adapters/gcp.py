@@ -13,8 +13,8 @@ providers/gcp.py does the same): per region,
             Local SSD SKU (per month) / 730
 with the family SKUs "A2 Instance ...", "A3 Instance ..." (also for a3-megagpu, as Cyclenerd does),
 "G2 Instance ..." (resourceGroup CPU / RAM), and "Spot Preemptible <same>" for spot. A2 Ultra and A3
-machines include local SSD (375 GiB per A100 80GB, 750 GiB per H100: the fraction x/730 in the bundled
-catalog's prices is exactly that). The SKU unit price is the last tier of the first pricingInfo (as
+machines include local SSD (375 GiB per A100 80GB, 750 GiB per H100: the x/730 fraction in the bundled
+catalog's us-central1 prices is exactly that at 0.08 USD per GiB-month; a test checks it). The SKU unit price is the last tier of the first pricingInfo (as
 pricing.pl). Machine shapes (GPU model and count, vCPUs, memory) come from the bundled catalog, as
 Cyclenerd's come from its gcp.yml. Live rows get the snapshot rows' ids, so the two paths agree.
 A GPU SKU of a model not priced here, a non-USD price or an unexpected unit is rejected with a reason;

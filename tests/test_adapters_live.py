@@ -110,6 +110,23 @@ def test_gcp_composes_machines_from_skus_like_the_catalog():
                                       "g2-standard-24", "g2-standard-32", "g2-standard-48", "g2-standard-96")}
 
 
+def test_bundled_local_ssd_sizes_explain_the_catalog_prices():
+    """A2 Ultra and A3 prices carry local SSD at Google's us-central1 list price of 0.08 USD per GiB-month
+    / 730 h: taking our per-GPU GiB off leaves a whole number of nano-dollars (the SKU grid); 375 for A3
+    or 750 for A2 Ultra would not."""
+    from adapters.gcp import local_ssd_gib
+
+    rows = [r for r in registry.build("gcp").load_snapshot()
+            if r["region"] == "us-central1" and r["instance"].startswith(("a2-ultragpu", "a3-highgpu"))]
+    assert len(rows) == 8
+    for r in rows:
+        gib = local_ssd_gib(r["instance"], float(r["gpu_count"]))
+        rest = (Decimal(r["price_ondemand"]) - Decimal(gib) * Decimal("0.08") / 730) * 10**9
+        assert abs(rest - rest.to_integral_value()) < Decimal("0.001"), (r["instance"], gib, rest)
+        wrong = (Decimal(r["price_ondemand"]) - Decimal(gib // 2) * Decimal("0.08") / 730) * 10**9
+        assert abs(wrong - wrong.to_integral_value()) > Decimal("0.01")
+
+
 # ---- AWS: GetProducts PriceList entries built from the documented aws_v1 shape ------------------------------
 def product(itype: str, region: str, usd: str, **attrs) -> str:
     """One PriceList entry as GetProducts returns it: a JSON *string*; CONSTRUCTED, not recorded."""
