@@ -6,10 +6,12 @@ and a pure `parse(raw) -> ParseResult`. Raw provider JSON never leaves its modul
 `domain.models.Offer`s, and every record it cannot turn into an offer becomes a `Reject` with a reason.
 Each adapter also ships a bundled snapshot of a recorded response (`adapters/snapshots/`, built by
 `adapters/build_snapshots.py`), in the same shape `parse` accepts, served when live data cannot be had.
+Where the recording is a catalog derived from the API rather than its response (GCP, AWS, Prime
+Intellect), `parse` accepts both shapes and turns the live one into the snapshot's rows or offers.
 
 Errors (all `AdapterError`):
     CredentialsMissing  - the provider needs a secret that is not set (the snapshot is served instead)
-    LiveUnsupported     - no live path in this adapter (the snapshot is the catalog)
+    LiveUnsupported     - no live path in this adapter (the snapshot is the catalog; no adapter raises it now)
     CircuitOpen         - recent live calls failed; no call is made until the breaker half-opens
     FetchError          - the live call failed after its retries (HTTP status, timeout, bad body)
 """
@@ -223,6 +225,10 @@ class Adapter(abc.ABC):
             return None
         return self.secrets.get(*self.SECRET)
 
+    def required_secrets(self) -> list[tuple[str, str]]:
+        """(path, key) of every secret the live API needs; AWS needs a key id and a secret key."""
+        return [self.SECRET] if self.SECRET_REQUIRED and self.SECRET else []
+
     @abc.abstractmethod
     async def fetch_live(self, http: "Http") -> Any:
         """Call the documented API (all pages) and return the raw response in the shape `parse` accepts."""
@@ -230,8 +236,9 @@ class Adapter(abc.ABC):
     async def fetch(self) -> Any:
         """The live call behind the circuit breaker; raises an AdapterError when it cannot be had."""
         self.breaker.check()
-        if self.SECRET_REQUIRED and not self.credential():
-            raise CredentialsMissing(f"secret {self.SECRET[0]}#{self.SECRET[1]} is not set")
+        for path, key in self.required_secrets():
+            if self.secrets is None or not self.secrets.get(path, key):
+                raise CredentialsMissing(f"secret {path}#{key} is not set")
         async with httpx.AsyncClient(timeout=self.policy.timeout_s) as client:
             try:
                 raw = await self.fetch_live(Http(client, self.policy))
