@@ -8,7 +8,10 @@ the publisher's `ts` in each update versus the client's clock when the frame is 
 
     PYTHONPATH=. .venv/bin/python benchmarks/ws.py [--clients 10000] [--gateways 2] [--workers 4]
 
-Writes benchmarks/results/ws.json.
+Writes benchmarks/results/ws.json. On a machine with more cores than the gateway is meant to get, pin it
+so the load generator cannot starve it (or help it), e.g. `--gateway-cpus 0,1 --client-cpus 2-15
+--out benchmarks/results/ws_device.json`: the gateways (and the bare baseline) run on the first set, this
+process (the publisher) and the client processes on the second; the report records every affinity.
 """
 from __future__ import annotations
 
@@ -45,9 +48,46 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def proc_cpu_s(pid: int) -> float:
+def proc_cpu_s(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of one process."""
     f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / CLK
+    return int(f[11]) / CLK, int(f[12]) / CLK
+
+
+def cpu_list(spec: str | None) -> set[int] | None:
+    """'0,1' or '2-15' or '0,4-7' -> a set of CPU numbers (None stays None: no pinning)."""
+    if not spec:
+        return None
+    cpus: set[int] = set()
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def cpu_spec(cpus: set[int]) -> str:
+    """The inverse of `cpu_list`, for the report: {0, 1, 2, 5} -> '0-2,5'."""
+    out, run = [], []
+    for c in sorted(cpus):
+        if run and c != run[-1] + 1:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+            run = []
+        run.append(c)
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(out)
+
+
+def affinity(pid: int) -> str | None:
+    try:
+        return cpu_spec(os.sched_getaffinity(pid))
+    except OSError:
+        return None
+
+
+def pinned(cpus: set[int] | None):
+    """A `preexec_fn` that pins the child before it execs (None: inherit this process's CPUs)."""
+    return None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
 
 
 def proc_rss_mb(pid: int) -> float:
@@ -167,8 +207,8 @@ def run_scenario(name, settings, token, filters, updates, rate, args, gw_pids) -
     rss0 = sum(proc_rss_mb(p) for p in gw_pids)
     chunks = [filters[i::args.workers] for i in range(args.workers)]
     n_probe = -(-args.probe // args.workers)
-    procs = [ctx.Process(target=client_worker, args=(url, token, c, n_probe, ready_q, stop_evt, result_q, i),
-                         daemon=True) for i, c in enumerate(chunks)]
+    procs = [ctx.Process(target=client_worker, args=(url, token, c, n_probe, ready_q, stop_evt, result_q, i,
+                                                     args.light_clients), daemon=True) for i, c in enumerate(chunks)]
     t_conn = time.monotonic()
     for p in procs:
         p.start()
@@ -177,12 +217,13 @@ def run_scenario(name, settings, token, filters, updates, rate, args, gw_pids) -
     connect_s = time.monotonic() - t_conn
     time.sleep(1.0)
     rss1 = sum(proc_rss_mb(p) for p in gw_pids)
-    cpu0 = sum(proc_cpu_s(p) for p in gw_pids)
+    client_affinity = sorted({affinity(p.pid) or "?" for p in procs})
+    cpu0 = [sum(x) for x in zip(*(proc_cpu_s(p) for p in gw_pids))]
     t0 = time.monotonic()
     took, published, pub_errors = asyncio.run(publish(settings, updates, rate))
     time.sleep(args.drain_s)
     wall = time.monotonic() - t0
-    cpu1 = sum(proc_cpu_s(p) for p in gw_pids)
+    cpu1 = [sum(x) for x in zip(*(proc_cpu_s(p) for p in gw_pids))]
     stop_evt.set()
     results = [result_q.get(timeout=120) for _ in procs]
     for p in procs:
@@ -197,6 +238,8 @@ def run_scenario(name, settings, token, filters, updates, rate, args, gw_pids) -
         for k, v in counts.items():
             tot[k] = tot.get(k, 0) + v
     expected = expected_deliveries(filters, updates)
+    user_s, sys_s = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    frames = tot.get("frames", 0)
     return {
         "scenario": name, "clients": len(filters), "connected": connected, "connect_s": round(connect_s, 1),
         "updates_published": published, "publish_rate_target": rate, "publish_s": round(took, 1),
@@ -212,19 +255,25 @@ def run_scenario(name, settings, token, filters, updates, rate, args, gw_pids) -
         "errors": tot.get("errors", 0) + pub_errors, "reconnects": tot.get("reconnects", 0),
         "duplicates": tot.get("duplicates", 0), "disconnects": tot.get("disconnects", 0),
         "error_kinds": {k: v for k, v in tot.items() if k.startswith("connect_error:")},
-        "gateway_cpu_cores": round((cpu1 - cpu0) / wall, 2),
+        "gateway_cpu_cores": round((user_s + sys_s) / wall, 2),
+        "gateway_cpu_user_cores": round(user_s / wall, 2), "gateway_cpu_sys_cores": round(sys_s / wall, 2),
+        # What one frame to one client costs the gateway, everything it did in the window included
+        # (ingest and matching too): the number that says how many frames/s its cores can carry.
+        "gateway_cpu_us_per_frame": round((user_s + sys_s) / frames * 1e6, 2) if frames else None,
+        "affinity": {"gateways": sorted({affinity(p) or "?" for p in gw_pids}), "clients": client_affinity,
+                     "publisher": affinity(0)},
         "gateway_rss_mb": round(rss1, 1),
         "gateway_kb_per_connection": round((rss1 - rss0) * 1024 / max(1, connected), 1),
     }
 
 
-def start_bare(settings) -> subprocess.Popen:
+def start_bare(settings, cpus: set[int] | None = None) -> subprocess.Popen:
     """The same-run baseline: benchmarks/ws_bare.py on its own port."""
     from cluster.messaging import subject
 
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.ws_bare", "--port", str(settings.ws_port),
                              "--nats-url", settings.nats_url, "--subject", subject(settings, "prices") + ".>"],
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT)
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT, preexec_fn=pinned(cpus))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -236,12 +285,13 @@ def start_bare(settings) -> subprocess.Popen:
     raise RuntimeError("bare baseline server did not start")
 
 
-def start_gateways(settings, n: int) -> list[subprocess.Popen]:
+def start_gateways(settings, n: int, cpus: set[int] | None = None) -> list[subprocess.Popen]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for k, v in settings.model_dump().items():
         if v is not None:
             env[f"GPUBROKER_{k.upper()}"] = str(v)
-    procs = [subprocess.Popen([sys.executable, "-m", "gateway.ws", "--reuse-port"], env=env, cwd=ROOT) for _ in range(n)]
+    procs = [subprocess.Popen([sys.executable, "-m", "gateway.ws", "--reuse-port"], env=env, cwd=ROOT,
+                              preexec_fn=pinned(cpus)) for _ in range(n)]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -269,8 +319,20 @@ def main() -> int:
     ap.add_argument("--a-small", type=int, default=1000,
                     help="also run scenario (a) with this many clients (0: skip): where this machine keeps up")
     ap.add_argument("--only", choices=["a", "b", "baseline"], default=None)
+    ap.add_argument("--light-clients", action="store_true",
+                    help="lean clients count updates instead of parsing them (latency: each frame's oldest update)")
+    ap.add_argument("--gateway-cpus", default=None, help="pin the gateway processes (and the bare baseline), e.g. 0,1")
+    ap.add_argument("--client-cpus", default=None,
+                    help="pin this process (publisher) and the client processes, e.g. 2-15")
+    ap.add_argument("--nats-pid", type=int, default=None,
+                    help="the NATS server's pid, only to record its CPU affinity (pin it yourself with taskset)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/ws.json"))
     args = ap.parse_args()
+    gw_cpus, client_cpus = cpu_list(args.gateway_cpus), cpu_list(args.client_cpus)
+    if gw_cpus is None and client_cpus is not None:
+        gw_cpus = os.sched_getaffinity(0)  # the gateways keep every CPU rather than inherit the clients'
+    if client_cpus is not None:
+        os.sched_setaffinity(0, client_cpus)  # the client processes inherit it
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -281,13 +343,16 @@ def main() -> int:
                              log_level="WARNING", ws_batch_ms=args.batch_ms, ws_queue_max=args.queue_max)
     report = {"benchmark": "ws", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
               "config": {k: getattr(args, k) for k in ("clients", "gateways", "workers", "rate_a", "rate_b", "seconds",
-                                                        "drain_s", "batch_ms", "queue_max", "probe", "a_small")},
+                                                        "drain_s", "batch_ms", "queue_max", "probe", "a_small",
+                                                        "light_clients")},
               "baseline": {"what": "scenario (b) against benchmarks/ws_bare.py (one bare websockets broadcast "
                                    "process) in this run; RAY_NOTES.md measured 5,000 clients p95 262 ms",
                            "broadcast_5000_p95_ms_ray_notes": 262},
               "targets": {"a_p95_ms": 100, "b_p95_ms": 250}, "scenarios": {}}
+    report["config"].update(gateway_cpus=args.gateway_cpus, client_cpus=args.client_cpus,
+                            nats_cpus=affinity(args.nats_pid) if args.nats_pid else None)
     token = asyncio.run(setup(settings))
-    gws = start_gateways(settings, args.gateways)
+    gws = start_gateways(settings, args.gateways, gw_cpus)
     pids = [p.pid for p in gws]
     try:
         if args.only in (None, "b"):
@@ -308,7 +373,7 @@ def main() -> int:
         if args.only in (None, "baseline"):
             time.sleep(5)
             bare_settings = settings.with_overrides(ws_port=free_port())
-            bare = start_bare(bare_settings)
+            bare = start_bare(bare_settings, gw_cpus)
             try:
                 n_b = max(1, int(args.rate_b * args.seconds))
                 res = run_scenario("b_broadcast_bare_baseline", bare_settings, token, [{}] * args.clients,

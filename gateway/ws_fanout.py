@@ -103,18 +103,20 @@ class Client:
 class Group:
     """Clients with identical subscriptions: they receive the same frames."""
 
-    __slots__ = ("key", "filters", "members", "pending", "first_seq", "last_seq", "oldest_rx")
+    __slots__ = ("key", "filters", "members", "pending", "first_seq", "last_seq", "oldest_rx", "matches")
 
     def __init__(self, key: tuple[str, ...], filters: list[CompiledFilter]):
         self.key = key
         self.filters = filters
+        # Most groups have one filter: call it directly (this runs per update and candidate group).
+        self.matches: Callable[[UpdateView], bool] = filters[0].matches if len(filters) == 1 else self._any_matches
         self.members: set[Client] = set()
         self.pending: list[bytes] = []
         self.first_seq = 0
         self.last_seq = 0
         self.oldest_rx = 0.0
 
-    def matches(self, u: UpdateView) -> bool:
+    def _any_matches(self, u: UpdateView) -> bool:
         for f in self.filters:
             if f.matches(u):
                 return True

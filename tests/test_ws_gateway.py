@@ -281,6 +281,32 @@ def test_filters_aliases_and_geography():
     assert region_geo("somewhere") == (None, None) and not m({"continent": "NA"}, region="somewhere")
 
 
+def test_filter_gpu_memo_agrees_and_stays_bounded():
+    """The per-filter memo of GPU answers gives what the uncached test gives, also when it is reused and full."""
+    from gateway.ws_fanout import Group
+    from gateway.ws_filters import _GPU_MEMO_MAX, PriceFilter, UpdateView
+
+    f = PriceFilter.model_validate({"gpu_type": ["H100 SXM", "a100"], "max_price": 3}).compiled()
+    names = [f"{m}_{gb}GB_{form}" for gb in range(80, 180) for m, form in (("H100", "SXM5"), ("H100", "PCIe"),
+                                                                          ("A100", "PCIe"))]
+    assert len(names) > _GPU_MEMO_MAX
+    views = [UpdateView({"gpu_type": n, "region": "us-east-1", "new_price": "2.5"}) for n in names]
+    want = ["PCIe" not in n or n.startswith("A100") for n in names]
+    for _ in range(2):
+        assert [f.matches(v) for v in views] == want
+        assert [f.gpu_matches(v) for v in views] == want
+        assert len(f._gpu_memo) <= _GPU_MEMO_MAX
+    cheap = UpdateView({"gpu_type": "H100_80GB_SXM5", "new_price": "3.5"})
+    assert not f.matches(cheap)  # the price cap still applies to a remembered GPU
+
+    g1 = PriceFilter.model_validate({"gpu_type": "H200"}).compiled()
+    g2 = PriceFilter.model_validate({"gpu_type": "B200"}).compiled()
+    group = Group(("x",), [g1, g2])
+    assert group.matches(UpdateView({"gpu_type": "B200_180GB", "new_price": "5"}))
+    assert not group.matches(UpdateView({"gpu_type": "GH200_96GB", "new_price": "5"}))
+    assert Group(("y",), [g1]).matches(UpdateView({"gpu_type": "H200_141GB", "new_price": "5"}))
+
+
 async def test_connection_events_are_logged_without_pii(gw, settings, tenant):
     """SEC-LOG-REQ-1: connect (refused and accepted) and disconnect each leave a line with who, outcome, source."""
     import logging
