@@ -185,6 +185,8 @@ async def test_resume_beyond_memory_reads_jetstream(settings, tenant, js, pg):
     g = await PriceGateway(s, port=0).start()
     try:
         await asyncio.wait_for(g.feed.connected.wait(), 10)
+        # one update first: on a fresh stream the five would be seqs 1..5, and resuming "after 0" means "new"
+        await publish(settings, js, price_update("oblivus", "A100_80GB_PCIe", price="1.99"))
         seqs = [await publish(settings, js, price_update("oblivus", "A100_80GB_PCIe", price=f"1.{i}"))
                 for i in range(5)]
         await wait_for(lambda: g.feed.last_seq >= seqs[-1])
