@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Iterable
 
+import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from actors import metrics, sql
@@ -114,7 +115,9 @@ class _Lap:
 
 
 def _json(d: dict) -> str:
-    return json.dumps(d, default=str, separators=(",", ":")) if d else "{}"
+    """Attributes as JSON text for jsonb: orjson writes NaN/Infinity as null (json.dumps writes NaN, which
+    jsonb rejects, failing the whole batch) and anything else unknown via str()."""
+    return orjson.dumps(d, default=str, option=orjson.OPT_NON_STR_KEYS).decode() if d else "{}"
 
 
 def _row(o: Offer) -> tuple:

@@ -20,42 +20,48 @@ CREATE TEMP TABLE _offer_stage (
 _CONTENT = ("name", "gpu_type", "gpu_vendor", "gpu_count", "gpu_memory_gb", "form_factor", "vcpu", "memory_gb",
             "storage_gb", "price_per_hour", "price_per_gpu_hour", "currency", "pricing", "region", "country",
             "continent", "availability", "tags", "attributes")
-_CHANGED = "(" + ", ".join(f"o.{c}" for c in _CONTENT) + ") IS DISTINCT FROM (" + \
-    ", ".join(f"EXCLUDED.{c}" for c in _CONTENT) + ")"
-
 _STAGED = ", ".join(f"s.{c}" for c in _CONTENT[:-1]) + ", s.attributes::jsonb"
 _DIFFERS = "(" + ", ".join(f"o.{c}" for c in _CONTENT) + ") IS DISTINCT FROM (" + _STAGED + ")"
 
 # $1 provider, $2 sync ts, $3 touch threshold (unchanged rows get last_seen_at only when older than it).
-# `cand` keeps only new, changed or to-be-touched rows, so unchanged offers are neither written nor locked
-# (ON CONFLICT DO UPDATE locks every conflicting row, even one its WHERE then skips). All CTEs see the
+# `cand` keeps only new, changed or to-be-touched rows, so unchanged offers are neither written nor locked.
+# New offers take a plain INSERT and known ones an UPDATE by id: the pipeline is the only writer of
+# offers and holds the provider's advisory lock, so no other transaction can add the same
+# (provider_id, external_id) meanwhile; a plain insert skips ON CONFLICT's speculative insertion, and
+# UPDATE .. FROM can return cand's previous price, so no step joins on the text key. All CTEs see the
 # table as it was before the statement: cand holds the previous price and availability.
 UPSERT = f"""
 WITH cand AS (
-    SELECT s.*, o.id AS old_id, o.price_per_hour AS old_price, o.availability AS old_avail
+    SELECT s.*, o.id AS old_id, o.price_per_hour AS old_price, o.availability AS old_avail,
+           (o.id IS NULL OR {_DIFFERS}) AS differs
     FROM _offer_stage s LEFT JOIN offers o ON o.provider_id = $1 AND o.external_id = s.external_id
     WHERE o.id IS NULL OR {_DIFFERS} OR o.last_seen_at < $3
-), up AS (
-    INSERT INTO offers AS o (provider_id, external_id, {", ".join(_CONTENT)}, last_seen_at, updated_at)
-    SELECT $1, external_id, {", ".join(_CONTENT[:-1])}, attributes::jsonb, $2, $2 FROM cand
-    ON CONFLICT (provider_id, external_id) DO UPDATE SET
-        {", ".join(f"{c} = EXCLUDED.{c}" for c in _CONTENT)},
-        last_seen_at = EXCLUDED.last_seen_at,
-        updated_at = CASE WHEN {_CHANGED} THEN EXCLUDED.updated_at ELSE o.updated_at END
-    WHERE {_CHANGED} OR o.last_seen_at < $3
+), ins AS (
+    INSERT INTO offers (provider_id, external_id, {", ".join(_CONTENT)}, last_seen_at, updated_at)
+    SELECT $1, external_id, {", ".join(_CONTENT[:-1])}, attributes::jsonb, $2, $2 FROM cand WHERE old_id IS NULL
+    RETURNING id, external_id, gpu_type, region, pricing, price_per_hour, availability
+), upd AS (
+    UPDATE offers o SET {", ".join(f"{c} = c.{c}" for c in _CONTENT[:-1])}, attributes = c.attributes::jsonb,
+        last_seen_at = $2, updated_at = CASE WHEN c.differs THEN $2 ELSE o.updated_at END
+    FROM cand c WHERE c.old_id IS NOT NULL AND o.id = c.old_id
     RETURNING o.id, o.external_id, o.gpu_type, o.region, o.pricing, o.price_per_hour, o.availability,
-              (o.xmax = 0) AS is_new, (o.updated_at = $2) AS changed
+              c.old_price, c.old_avail, c.differs
 ), hist AS (
     INSERT INTO price_history (offer_id, price_per_hour, availability, recorded_at)
-    SELECT up.id, up.price_per_hour, up.availability, $2
-    FROM up JOIN cand ON cand.external_id = up.external_id
-    WHERE cand.old_id IS NULL OR cand.old_price <> up.price_per_hour OR cand.old_avail <> up.availability
+    SELECT id, price_per_hour, availability, $2 FROM ins
+    UNION ALL
+    SELECT id, price_per_hour, availability, $2 FROM upd
+    WHERE old_price <> price_per_hour OR old_avail <> availability
     RETURNING id, offer_id
 )
-SELECT CASE WHEN up.is_new THEN 'inserted' ELSE 'updated' END AS kind, hist.id AS hid, up.id, up.external_id,
-       up.gpu_type, up.region, up.pricing, cand.old_price, up.price_per_hour AS new_price, up.availability
-FROM up JOIN cand ON cand.external_id = up.external_id LEFT JOIN hist ON hist.offer_id = up.id
-WHERE up.changed
+SELECT 'inserted' AS kind, h.id AS hid, i.id, i.external_id, i.gpu_type, i.region, i.pricing,
+       NULL::numeric AS old_price, i.price_per_hour AS new_price, i.availability
+FROM ins i LEFT JOIN hist h ON h.offer_id = i.id
+UNION ALL
+SELECT 'updated', h.id, u.id, u.external_id, u.gpu_type, u.region, u.pricing, u.old_price, u.price_per_hour,
+       u.availability
+FROM upd u LEFT JOIN hist h ON h.offer_id = u.id
+WHERE u.differs
 """
 
 # Offers of the provider absent from a full sync: availability 'down', one history row each.

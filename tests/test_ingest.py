@@ -1,6 +1,7 @@
 """The ingestion pipeline on the real PostgreSQL, Redis and NATS (JetStream)."""
 from __future__ import annotations
 
+import json
 import uuid
 from decimal import Decimal
 
@@ -126,6 +127,21 @@ async def test_malformed_records_are_rejected_with_a_reason_and_the_batch_surviv
                           "wrong_provider": 1}
     assert s.inserted == 3
     assert await pg.fetchval("SELECT count(*) FROM offers WHERE provider_id=$1", pid) == 3
+
+
+async def test_non_finite_and_odd_attribute_values_do_not_fail_the_batch(ingestor, pg):
+    from datetime import date
+
+    pid = _pid()
+    offers = _offers(pid, 3)
+    odd = offers[0].model_copy(update={"attributes": {"reliability": float("nan"), "bw": float("inf"), 7: "int key",
+                                                      "since": date(2026, 1, 2), "rate": Decimal("0.5")}})
+    s = await ingestor.ingest(pid, [odd, *offers[1:]])
+    assert s.inserted == 3 and s.rejected == {}
+    attrs = await pg.fetchval("SELECT attributes::text FROM offers WHERE provider_id=$1 AND external_id=$2",
+                              pid, odd.external_id)
+    assert json.loads(attrs) == {"reliability": None, "bw": None, "7": "int key", "since": "2026-01-02",
+                                 "rate": "0.5"}
 
 
 async def test_outbox_relay_publishes_what_nats_missed(settings, pg, redis_client, nats_client, collect):
