@@ -303,6 +303,16 @@ def start_gateways(settings, n: int, cpus: set[int] | None = None) -> list[subpr
     raise RuntimeError("gateway did not start")
 
 
+def stop_gateways(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clients", type=int, default=10000)
@@ -352,22 +362,29 @@ def main() -> int:
     report["config"].update(gateway_cpus=args.gateway_cpus, client_cpus=args.client_cpus,
                             nats_cpus=affinity(args.nats_pid) if args.nats_pid else None)
     token = asyncio.run(setup(settings))
-    gws = start_gateways(settings, args.gateways, gw_cpus)
-    pids = [p.pid for p in gws]
+    gws: list[subprocess.Popen] = []
+
+    def fresh_gateways() -> list[int]:
+        """New gateway processes for each scenario: memory per connection is measured from an idle start
+        (a process that served the previous scenario keeps its freed memory)."""
+        stop_gateways(gws)
+        gws[:] = start_gateways(settings, args.gateways, gw_cpus)
+        return [p.pid for p in gws]
+
     try:
         if args.only in (None, "b"):
             n_b = max(1, int(args.rate_b * args.seconds))
             res = run_scenario("b_broadcast", settings, token, [{}] * args.clients, load_feed(n_b), args.rate_b,
-                               args, pids)
+                               args, fresh_gateways())
             report["scenarios"]["b"] = res
             print(json.dumps(res, indent=2), flush=True)
         if args.only in (None, "a"):
             n_a = int(args.rate_a * args.seconds)
             points = [("a", args.clients)] + ([("a_small", args.a_small)] if args.a_small else [])
             for key, n in points:
-                time.sleep(5)  # let the gateways finish the previous scenario's disconnects
+                time.sleep(5)  # let the previous scenario's connections close
                 res = run_scenario(f"a_user_filters_{n}", settings, token, user_filters(n), load_feed(n_a),
-                                   args.rate_a, args, pids)
+                                   args.rate_a, args, fresh_gateways())
                 report["scenarios"][key] = res
                 print(json.dumps(res, indent=2), flush=True)
         if args.only in (None, "baseline"):
@@ -387,13 +404,7 @@ def main() -> int:
                 report["b_p95_ratio_gateway_over_bare"] = round(b["latency_ms"]["p95"] / res["latency_ms"]["p95"], 3)
             print(json.dumps(res, indent=2), flush=True)
     finally:
-        for p in gws:
-            p.terminate()
-        for p in gws:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_gateways(gws)
         asyncio.run(teardown(settings))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
