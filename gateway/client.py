@@ -3,14 +3,21 @@
 It reconnects with exponential backoff (capped at 30 s, with jitter), re-sends its subscriptions with
 `resume_from_seq` set to the last sequence it saw, and drops duplicates by `seq`. A refusal for a bad
 token or unknown tenant (4401/4403) is final and raises `StreamRefused`; everything else is retried.
+
+`token` is a string or a callable returning one (sync or async). With a callable the client sends a fresh
+token (`{type: auth}`) `refresh_before_s` before the current one expires, so the stream is never cut, and
+asks it again on every reconnect (after a 4440 "token expired" close, for instance). With a plain string
+an expired token ends in `StreamRefused` at the next connect.
 """
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import random
+import time
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, Union
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -18,6 +25,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from gateway.ws_protocol import FATAL_CLOSE_CODES
 
 __all__ = ["PriceStreamClient", "StreamRefused", "backoff_delay"]
+
+TokenSource = Union[str, Callable[[], Union[str, Awaitable[str]]]]
 
 
 class StreamRefused(Exception):
@@ -38,12 +47,17 @@ class PriceStreamClient:
     """Connects, authenticates, subscribes and keeps doing so; updates arrive de-duplicated, in `updates`
     (an asyncio.Queue of dicts) or through `on_updates(list_of_dicts)` when given."""
 
-    def __init__(self, url: str, token: str, *, subscriptions: dict[str, dict[str, Any]] | None = None,
+    def __init__(self, url: str, token: TokenSource, *, subscriptions: dict[str, dict[str, Any]] | None = None,
                  auth_in_header: bool = True, on_updates: Callable[[list[dict]], None] | None = None,
                  on_event: Callable[[dict], None] | None = None, backoff_base: float = 0.5,
-                 backoff_cap: float = 30.0, dead_after_s: float | None = None, dedup_window: int = 65536):
+                 backoff_cap: float = 30.0, dead_after_s: float | None = None, dedup_window: int = 65536,
+                 refresh_before_s: float = 30.0):
         self.url = url
-        self.token = token
+        self.token_source = token
+        self.token = token if isinstance(token, str) else ""
+        self.refresh_before_s = refresh_before_s
+        self.token_expires_at: float | None = None
+        self.refreshes = 0
         self.subscriptions = dict(subscriptions or {"default": {}})
         self.auth_in_header = auth_in_header
         self.on_updates = on_updates
@@ -102,15 +116,44 @@ class PriceStreamClient:
         assert self.ws is not None
         await self.ws.send(text)
 
+    async def _fresh_token(self) -> str:
+        if isinstance(self.token_source, str):
+            return self.token_source
+        tok = self.token_source()
+        if inspect.isawaitable(tok):
+            tok = await tok
+        self.token = tok
+        return tok
+
+    async def _refresh_loop(self, ws: ClientConnection) -> None:
+        """With a token callable: send a fresh token shortly before the current one expires."""
+        while True:
+            exp = self.token_expires_at
+            if exp is None:
+                return
+            await asyncio.sleep(max(0.5, exp - self.refresh_before_s - time.time()))
+            if self.token_expires_at != exp:
+                continue  # a newer expiry arrived meanwhile
+            await ws.send(json.dumps({"type": "auth", "token": await self._fresh_token()}))
+            self.refreshes += 1
+            # the `authenticated` answer moves token_expires_at; if it does not come, the gateway closes (4440)
+            # at the deadline and run() reconnects with a fresh token
+            await asyncio.sleep(min(5.0, max(0.5, exp - time.time())))
+            if self.token_expires_at == exp:
+                return
+
     async def _session(self) -> None:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.auth_in_header else None
+        token = await self._fresh_token()
+        self.token_expires_at = None
+        headers = {"Authorization": f"Bearer {token}"} if self.auth_in_header else None
         async with connect(self.url, additional_headers=headers, compression=None, open_timeout=30,
                            max_size=16 * 1024 * 1024, ping_interval=None) as ws:
             self.ws = ws
             self.connects += 1
+            refresher: asyncio.Task | None = None
             try:
                 if not self.auth_in_header:
-                    await ws.send(json.dumps({"type": "auth", "token": self.token}))
+                    await ws.send(json.dumps({"type": "auth", "token": token}))
                 resume = self.last_seq if self.last_seq else None
                 for sub_id, flt in self.subscriptions.items():
                     msg: dict[str, Any] = {"type": "subscribe", "id": sub_id, "filter": flt}
@@ -128,6 +171,10 @@ class PriceStreamClient:
                     self.events.append(msg)
                     if self.on_event is not None:
                         self.on_event(msg)
+                    if msg.get("type") in ("welcome", "authenticated") and msg.get("token_expires_at"):
+                        self.token_expires_at = float(msg["token_expires_at"])
+                        if not isinstance(self.token_source, str) and (refresher is None or refresher.done()):
+                            refresher = asyncio.get_running_loop().create_task(self._refresh_loop(ws))
                     if msg.get("type") == "subscribed":
                         pending -= 1
                         if pending <= 0:
@@ -138,6 +185,8 @@ class PriceStreamClient:
                     raise StreamRefused(code, exc.rcvd.reason if exc.rcvd else "") from None
                 raise
             finally:
+                if refresher is not None:
+                    refresher.cancel()
                 self.ws = None
 
     def _deliver(self, updates: list[dict]) -> None:

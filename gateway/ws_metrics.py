@@ -16,6 +16,9 @@ WS_FRAMES_SENT = Counter("gpubroker_ws_frames_sent_total", "price frames handed 
 WS_DROPPED = Counter("gpubroker_ws_dropped_total", "price updates dropped for slow clients (skipped to newest)")
 WS_LAGGED = Counter("gpubroker_ws_lagged_total", "`lagged` notices sent to slow clients")
 WS_REFUSED = Counter("gpubroker_ws_refused_total", "connections refused", ["reason"])
+WS_TOKEN_EXPIRED = Counter("gpubroker_ws_token_expired_total",
+                           "connections closed because their token expired without a fresh one (4440)")
+WS_REAUTH = Counter("gpubroker_ws_reauth_total", "fresh tokens sent on open connections", ["outcome"])
 WS_REPLAYED = Counter("gpubroker_ws_replayed_total", "updates replayed to resuming clients", ["source"])
 WS_PROTOCOL_ERRORS = Counter("gpubroker_ws_protocol_errors_total", "malformed client messages answered with an error")
 WS_LAG = Histogram("gpubroker_ws_lag_seconds", "update received from NATS -> frame written, oldest update per flush",

@@ -23,6 +23,7 @@ CLOSE_FORBIDDEN = 4403  # token valid but its tenant is unknown or deleted
 CLOSE_AUTH_TIMEOUT = 4408  # no auth message within ws_auth_timeout_s
 CLOSE_TOO_MANY = 4429  # tenant ws_limit reached
 CLOSE_UNAVAILABLE = 1013  # try again later (a dependency is down)
+CLOSE_TOKEN_EXPIRED = 4440  # the connection's token expired and no fresh one was sent: reconnect with a new token
 FATAL_CLOSE_CODES = frozenset({CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN})
 
 # The fields of an update as sent to clients (in this order), `seq` being the JetStream stream sequence.

@@ -123,7 +123,7 @@ async def test_malformed_messages_get_error_frames_and_connection_survives(gw, s
             ('{"type": "subscribe", "filter": {"max_price": -1}}', "invalid", "filter.max_price"),
             ('{"type": "subscribe", "filter": {"colour": "red"}}', "invalid", "filter.colour"),
             ('{"type": "unsubscribe", "id": "never"}', "unknown_subscription", None),
-            (json.dumps({"type": "auth", "token": "again"}), "already_authenticated", None),
+            (json.dumps({"type": "auth", "token": "again"}), "invalid_token", None),
         ]
         for raw, code, field in cases:
             await ws.send(raw)
