@@ -18,24 +18,21 @@ from adapters import registry
 RUNPOD_KEY = "test-runpod-key"
 
 
-class ProviderServer:
+class LocalApiServer:
+    """An aiohttp server on a free 127.0.0.1 port routing '/<mode>/<path>' to `handle`."""
+
     def __init__(self):
-        self.hits: Counter = Counter()
-        self.azure = registry.build("azure").load_snapshot()
-        self.runpod = registry.build("runpod").load_snapshot()
-        self.vast = registry.build("vastai").load_snapshot()
         self.runner: web.AppRunner | None = None
         self.base = ""
 
-    async def start(self) -> "ProviderServer":
+    async def start(self):
         app = web.Application()
         app.router.add_route("*", "/{mode}/{tail:.*}", self.handle)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        self.base = f"http://127.0.0.1:{port}"
+        self.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
         return self
 
     async def stop(self) -> None:
@@ -44,6 +41,18 @@ class ProviderServer:
 
     def url(self, mode: str) -> str:
         return f"{self.base}/{mode}"
+
+    async def handle(self, request: web.Request) -> web.Response:
+        raise NotImplementedError
+
+
+class ProviderServer(LocalApiServer):
+    def __init__(self):
+        super().__init__()
+        self.hits: Counter = Counter()
+        self.azure = registry.build("azure").load_snapshot()
+        self.runpod = registry.build("runpod").load_snapshot()
+        self.vast = registry.build("vastai").load_snapshot()
 
     async def handle(self, request: web.Request) -> web.Response:
         mode, tail = request.match_info["mode"], request.match_info["tail"]

@@ -24,6 +24,7 @@ from adapters.base import FetchError
 from adapters.primeintellect import polls
 from cluster.secrets import EnvFileSecrets
 from tests.ingest_fixtures import ingestor  # noqa: F401
+from tests.provider_server import LocalApiServer
 
 # ---- SigV4: AWS's published test-suite vectors (aws-sig-v4-test-suite, example credentials) ------------
 SUITE = dict(access_key="AKIDEXAMPLE", secret_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", region="us-east-1",
@@ -231,29 +232,15 @@ AWS_ENV = {"GPUBROKER_SECRET_PROVIDERS_AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
 SECRETS = EnvFileSecrets(environ=AWS_ENV)
 
 
-class DocShapedServer:
+class DocShapedServer(LocalApiServer):
     """Answers GCP ListSkus, AWS GetProducts and Prime Intellect availability in their documented shapes
     (CONSTRUCTED data, split into pages). Modes: 'ok'; 'flaky' answers 500 to the first request of each
     path; 'slow' sleeps past the client timeout. Each request is logged with its query and headers."""
 
     def __init__(self):
+        super().__init__()
         self.log: list[tuple[str, str, dict, dict, bytes]] = []
         self.flaked: set[str] = set()
-        self.runner: web.AppRunner | None = None
-        self.base = ""
-
-    async def start(self) -> "DocShapedServer":
-        app = web.Application()
-        app.router.add_route("*", "/{mode}/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-        return self
-
-    def url(self, mode: str) -> str:
-        return f"{self.base}/{mode}"
 
     def hits(self, mode: str) -> int:
         return sum(1 for m, *_ in self.log if m == mode)
@@ -297,7 +284,7 @@ class DocShapedServer:
 async def docserver():
     s = await DocShapedServer().start()
     yield s
-    await s.runner.cleanup()
+    await s.stop()
 
 
 def _live(settings, name, url, retries=1):

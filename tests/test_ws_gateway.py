@@ -10,14 +10,13 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateway.client import PriceStreamClient, StreamRefused, backoff_delay
 from gateway.ws import PriceGateway
-from tests.ws_fixtures import make_tenant, next_update, price_update, publish, token_for, wait_for
+from tests.ws_fixtures import (make_tenant, next_update, price_update, publish, running_gateway, token_for,
+                               wait_for)
 
 
 @pytest.fixture(scope="module")
 async def gw(settings, pg, redis_client, nats_client):
-    s = settings.with_overrides(ws_heartbeat_s=0.3, ws_batch_ms=5)
-    g = await PriceGateway(s, port=0).start()
-    await asyncio.wait_for(g.feed.connected.wait(), 10)
+    g = await running_gateway(settings, ws_heartbeat_s=0.3, ws_batch_ms=5)
     yield g
     await g.stop()
 

@@ -12,15 +12,13 @@ from websockets.exceptions import ConnectionClosed
 
 from gateway.client import PriceStreamClient, StreamRefused
 from gateway.tokens import TokenService
-from gateway.ws import PriceGateway
 from gateway.ws_protocol import CLOSE_TOKEN_EXPIRED
-from tests.ws_fixtures import make_tenant, next_update, price_update, publish, wait_for
+from tests.ws_fixtures import make_tenant, next_update, price_update, publish, running_gateway, wait_for
 
 
 @pytest.fixture(scope="module")
 async def gw(settings, pg, redis_client, nats_client):
-    g = await PriceGateway(settings.with_overrides(ws_batch_ms=5), port=0).start()
-    await asyncio.wait_for(g.feed.connected.wait(), 10)
+    g = await running_gateway(settings, ws_batch_ms=5)
     yield g
     await g.stop()
 

@@ -47,3 +47,12 @@ async def wait_for(pred, timeout: float = 5.0, step: float = 0.02):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(step)
+
+
+async def running_gateway(settings, **overrides):
+    """A PriceGateway on a free port, following the stream (for module-scoped fixtures)."""
+    from gateway.ws import PriceGateway
+
+    g = await PriceGateway(settings.with_overrides(**overrides), port=0).start()
+    await asyncio.wait_for(g.feed.connected.wait(), 10)
+    return g
