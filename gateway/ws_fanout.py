@@ -23,6 +23,9 @@ from gateway.ws_filters import CompiledFilter, UpdateView
 from gateway.ws_protocol import control_frame, frame_bytes, prices_payload
 
 
+FLUSH_SLICE_S = 0.004  # longest stretch one flush writes before the event loop reads NATS again
+
+
 class Client:
     """One connected, authenticated WebSocket client."""
 
@@ -209,12 +212,19 @@ class Fanout:
         return matched
 
     def flush(self) -> None:
-        """Turn each dirty group's batch into one frame and hand it to every member."""
+        """Turn each dirty group's batch into one frame and hand it to every member.
+
+        A flush works in slices of FLUSH_SLICE_S: when the dirty groups take longer (thousands of clients),
+        the rest waits for the next loop iteration (call_soon), so updates arriving meanwhile are read from
+        NATS and join the batches of the groups not visited yet. An update then waits at most one pass
+        over the clients, not the rest of a long flush plus the batch window plus another pass.
+        """
         self._flush_handle = None
         dirty, self._dirty = self._dirty, []
         frames = deliveries = dropped = 0
         oldest = time.monotonic()
-        for g in dirty:
+        deadline = oldest + FLUSH_SLICE_S
+        for i, g in enumerate(dirty, 1):
             if not g.pending:
                 continue
             n = len(g.pending)
@@ -225,6 +235,11 @@ class Fanout:
                 dropped += c.push(frame, n, g.first_seq, g.last_seq)
             frames += len(g.members)
             deliveries += n * len(g.members)
+            if i < len(dirty) and frames >= 64 and time.monotonic() > deadline:
+                # not done: the unvisited groups go first in the next slice, groups dirtied meanwhile after
+                self._dirty[:0] = dirty[i:]
+                self._flush_handle = asyncio.get_running_loop().call_soon(self.flush)
+                break
         if self.on_flush is not None and frames:
             self.on_flush(frames, deliveries, dropped, oldest)
 

@@ -339,3 +339,55 @@ async def test_connection_events_are_logged_without_pii(gw, settings, tenant):
     ok = next(r for r in records if r.msg == "ws.connect" and r.outcome == "success")
     assert ok.tenant_id == str(tenant) and ok.source_ip == "127.0.0.1" and ok.target == "ws:prices"
     assert tok not in " ".join(str(vars(r)) for r in records)
+
+
+class _SocketStub:
+    """Just the surface of a websockets connection that Client.push reads, recording written frames."""
+
+    def __init__(self):
+        from websockets.protocol import OPEN
+
+        self.protocol = type("P", (), {"state": OPEN})()
+        self.paused = False
+        self.send_in_progress = None
+        self.frames: list[dict] = []
+        self.transport = self
+
+    def write(self, frame: bytes) -> None:
+        self.frames.append(json.loads(frame[4:] if frame[1] == 0x7E else frame[2:]))
+
+
+async def test_long_flush_is_sliced_and_later_groups_take_updates_that_arrive_meanwhile(monkeypatch):
+    """With thousands of clients one flush takes tens of ms: it yields to the loop every FLUSH_SLICE_S, and a
+    group not yet visited sends the updates that arrived meanwhile in the same pass (no extra window)."""
+    from gateway import ws_fanout
+    from gateway.ws_fanout import Client, Fanout
+    from gateway.ws_filters import PriceFilter, UpdateView
+    from gateway.ws_protocol import update_json
+
+    monkeypatch.setattr(ws_fanout, "FLUSH_SLICE_S", 0.0)  # every slice ends after its first 64 frames
+    fan = Fanout(batch_s=0.001)
+    providers = [f"p{i}" for i in range(100)]
+    conns = {}
+    for p in providers:  # 100 groups (one provider each), one client each
+        conns[p] = _SocketStub()
+        c = Client(conns[p], "t", "u", 8, fan)
+        fan.add(c)
+        fan.set_subscriptions(c, {"s": PriceFilter.model_validate({"provider": p}).compiled()})
+
+    def send(seq: int) -> None:
+        for p in providers:
+            d = {"provider": p, "gpu_type": "H100_80GB_SXM5", "region": "us-east-1", "new_price": "2.0"}
+            fan.publish(UpdateView(d), seq, update_json(d, seq), 0.0)
+
+    send(1)
+    fan._flush_handle.cancel()  # run the flush now instead of after the batch window
+    fan.flush()
+    visited = [p for p in providers if conns[p].frames]
+    assert len(visited) == 64  # the first slice stopped after 64 frames and scheduled the rest
+    send(2)  # arrives between slices (before the loop runs the next one)
+    await asyncio.sleep(0.05)
+    late = [p for p in providers if p not in visited]
+    # groups not yet visited: ONE frame with both updates; visited ones: a second frame with the new update
+    assert all([[u["seq"] for u in f["updates"]] for f in conns[p].frames] == [[1, 2]] for p in late)
+    assert all([[u["seq"] for u in f["updates"]] for f in conns[p].frames] == [[1], [2]] for p in visited)
