@@ -6,7 +6,13 @@ counts), NATS JetStream (a bench-only stream prefix), the gateway as separate pr
 port (SO_REUSEPORT), clients in separate processes (many connections each). Latency is ingest-to-client:
 the publisher's `ts` in each update versus the client's clock when the frame is parsed.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/ws.py [--clients 10000] [--gateways 2] [--workers 4]
+    PYTHONPATH=. .venv/bin/python benchmarks/ws.py [--clients 10000] [--gateways 2] [--workers 4] [--c-clients]
+
+Load generator: in each client process the first clients are `gateway.client.PriceStreamClient`s (probes:
+every update parsed, seq checked), the rest lean connections: Python (`--light-clients` counts updates
+instead of parsing them) or, with `--c-clients`, benchmarks/ws_cload.c (built with `cc` at start), which
+does the light work in C so that most of a small machine's CPU is left to the gateway. Lean clients give
+each update of a frame the latency of the frame's oldest update (an upper bound).
 
 Writes benchmarks/results/ws.json. On a machine with more cores than the gateway is meant to get, pin it
 so the load generator cannot starve it (or help it), e.g. `--gateway-cpus 0,1 --client-cpus 2-15
@@ -208,7 +214,8 @@ def run_scenario(name, settings, token, filters, updates, rate, args, gw_pids) -
     chunks = [filters[i::args.workers] for i in range(args.workers)]
     n_probe = -(-args.probe // args.workers)
     procs = [ctx.Process(target=client_worker, args=(url, token, c, n_probe, ready_q, stop_evt, result_q, i,
-                                                     args.light_clients), daemon=True) for i, c in enumerate(chunks)]
+                                                     args.light_clients, args.cbin), daemon=True)
+             for i, c in enumerate(chunks)]
     t_conn = time.monotonic()
     for p in procs:
         p.start()
@@ -303,6 +310,13 @@ def start_gateways(settings, n: int, cpus: set[int] | None = None) -> list[subpr
     raise RuntimeError("gateway did not start")
 
 
+def build_cclient(into: Path) -> str:
+    """Compile benchmarks/ws_cload.c (needs a C compiler: `cc`)."""
+    out = into / "ws_cload"
+    subprocess.run(["cc", "-O2", "-o", str(out), str(ROOT / "benchmarks" / "ws_cload.c")], check=True)
+    return str(out)
+
+
 def stop_gateways(procs: list[subprocess.Popen]) -> None:
     for p in procs:
         p.terminate()
@@ -331,6 +345,9 @@ def main() -> int:
     ap.add_argument("--only", choices=["a", "b", "baseline"], default=None)
     ap.add_argument("--light-clients", action="store_true",
                     help="lean clients count updates instead of parsing them (latency: each frame's oldest update)")
+    ap.add_argument("--c-clients", action="store_true",
+                    help="run the lean connections in the C client (benchmarks/ws_cload.c, built with cc at start): "
+                         "same work as --light-clients at a fraction of the CPU, so the gateway keeps the cores")
     ap.add_argument("--gateway-cpus", default=None, help="pin the gateway processes (and the bare baseline), e.g. 0,1")
     ap.add_argument("--client-cpus", default=None,
                     help="pin this process (publisher) and the client processes, e.g. 2-15")
@@ -354,13 +371,14 @@ def main() -> int:
     report = {"benchmark": "ws", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
               "config": {k: getattr(args, k) for k in ("clients", "gateways", "workers", "rate_a", "rate_b", "seconds",
                                                         "drain_s", "batch_ms", "queue_max", "probe", "a_small",
-                                                        "light_clients")},
+                                                        "light_clients", "c_clients")},
               "baseline": {"what": "scenario (b) against benchmarks/ws_bare.py (one bare websockets broadcast "
                                    "process) in this run; RAY_NOTES.md measured 5,000 clients p95 262 ms",
                            "broadcast_5000_p95_ms_ray_notes": 262},
               "targets": {"a_p95_ms": 100, "b_p95_ms": 250}, "scenarios": {}}
     report["config"].update(gateway_cpus=args.gateway_cpus, client_cpus=args.client_cpus,
                             nats_cpus=affinity(args.nats_pid) if args.nats_pid else None)
+    args.cbin = build_cclient(state) if args.c_clients else None
     token = asyncio.run(setup(settings))
     gws: list[subprocess.Popen] = []
 

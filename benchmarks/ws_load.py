@@ -216,9 +216,9 @@ class Sink:
 
 
 def client_worker(url: str, token: str, filters: list[dict], n_probe: int, ready_q, stop_evt, result_q,
-                  idx: int, light: bool = False) -> None:
+                  idx: int, light: bool = False, cbin: str | None = None) -> None:
     """One process holding len(filters) connections (the first n_probe through `PriceStreamClient`, the rest
-    `LeanClient`s, light ones if `light`)."""
+    `LeanClient`s, light ones if `light`, or connections of the C client `cbin` (benchmarks/ws_cload.c))."""
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -230,10 +230,50 @@ def client_worker(url: str, token: str, filters: list[dict], n_probe: int, ready
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(_worker(url, token, filters, n_probe, ready_q, stop_evt, result_q, idx, light))
+    asyncio.run(_worker(url, token, filters, n_probe, ready_q, stop_evt, result_q, idx, light, cbin))
 
 
-async def _worker(url, token, filters, n_probe, ready_q, stop_evt, result_q, idx, light=False) -> None:
+class CClients:
+    """The lean connections of one worker run by the C client (benchmarks/ws_cload.c) in its own process."""
+
+    def __init__(self, cbin: str, url: str, token: str, filters: list[dict]):
+        import tempfile
+        from urllib.parse import urlparse
+
+        self.dir = tempfile.mkdtemp(prefix="ws-cload-")
+        self.subs, self.lat = os.path.join(self.dir, "subs.txt"), os.path.join(self.dir, "lat.f32")
+        with open(self.subs, "w") as f:
+            for flt in filters:
+                f.write(json.dumps({"type": "subscribe", "id": "s", "filter": flt}) + "\n")
+        u = urlparse(url)
+        self.args = [cbin, u.hostname, str(u.port), token, self.subs, self.lat]
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> tuple[int, int]:
+        """Connect every connection; (subscribed, failed)."""
+        self.proc = await asyncio.create_subprocess_exec(*self.args, stdin=asyncio.subprocess.PIPE,
+                                                         stdout=asyncio.subprocess.PIPE)
+        line = (await asyncio.wait_for(self.proc.stdout.readline(), 360)).decode().split()
+        if not line or line[0] != "READY":
+            raise RuntimeError(f"C client did not start: {line}")
+        return int(line[1]), int(line[2])
+
+    async def stop(self, sink: "Sink") -> None:
+        """Stop, add its counts to `sink` and its latencies (ms per update) to sink.lat."""
+        import shutil
+
+        self.proc.stdin.write(b"STOP\n")
+        await self.proc.stdin.drain()
+        counts = json.loads(await asyncio.wait_for(self.proc.stdout.readline(), 60))
+        await self.proc.wait()
+        for k in ("delivered", "frames", "lagged", "dropped", "errors", "disconnects"):
+            sink.counts[k] += counts[k]
+        with open(self.lat, "rb") as f:
+            sink.lat.frombytes(f.read())
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+async def _worker(url, token, filters, n_probe, ready_q, stop_evt, result_q, idx, light=False, cbin=None) -> None:
     from urllib.parse import urlparse
 
     from gateway.client import PriceStreamClient
@@ -275,10 +315,19 @@ async def _worker(url, token, filters, n_probe, ready_q, stop_evt, result_q, idx
                 key = f"connect_error:{type(exc).__name__}:{str(exc)[:40]}"
                 sink.counts[key] = sink.counts.get(key, 0) + 1
 
+    cclients = CClients(cbin, url, token, filters[n_probe:]) if cbin else None
+    if cclients is not None:
+        filters = filters[:n_probe]
     await asyncio.gather(*(start_one(i, f) for i, f in enumerate(filters)))
+    if cclients is not None:
+        c_ok, c_failed = await cclients.start()
+        ok += c_ok
+        sink.counts["errors"] += c_failed
     ready_q.put((idx, ok, sink.counts["errors"]))
     while not stop_evt.is_set():
         await asyncio.sleep(0.1)
+    if cclients is not None:
+        await cclients.stop(sink)
     sink.counts["duplicates"] += sum(c.duplicates for c in probes)
     sink.counts["reconnects"] = sum(max(0, c.connects - 1) for c in probes)
     result_q.put((idx, sink.counts, sink.lat.tobytes(), sink.lat_probe.tobytes()))
