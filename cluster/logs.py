@@ -13,12 +13,15 @@ span_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("span_i
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _BEARER = re.compile(r"(?i)(bearer\s+|token[\"'=: ]+|password[\"'=: ]+|secret[\"'=: ]+)[^\s\"',}]+")
+# API keys in URLs (GCP's Billing Catalog takes `?key=`), AWS signatures and session tokens
+_URL_KEY = re.compile(r"(?i)([?&](?:api_?key|key|x-amz-signature|x-amz-security-token)=)[^&\s\"']+")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
 def redact(text: str) -> str:
     text = _JWT.sub("[jwt]", text)
+    text = _URL_KEY.sub(lambda m: m.group(1) + "[redacted]", text)
     text = _BEARER.sub(lambda m: m.group(1) + "[redacted]", text)
     return _EMAIL.sub("[email]", text)
 
@@ -50,6 +53,8 @@ def configure_logging(level: str = "INFO", stream=None) -> None:
         lg.handlers = [handler]
         lg.setLevel(level)
         lg.propagate = False
+    # httpx logs every request URL at INFO, query string included (an API key there): warnings only
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> logging.Logger:

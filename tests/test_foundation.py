@@ -191,6 +191,16 @@ def test_bad_setting_fails_startup_with_its_name():
     assert len(lines) == 1 and "GPUBROKER_REDIS_URL" in lines[0], p.stderr
 
 
+def test_redact_hides_api_keys_in_urls():
+    from cluster.logs import redact
+
+    line = ("GET https://cloudbilling.googleapis.com/v1/services/6F81-5844-456A/skus?key=AIzaSyA-secret_1&"
+            "currencyCode=USD and https://x/y?pageSize=5&apikey=k2&X-Amz-Signature=abc123")
+    out = redact(line)
+    assert "AIzaSyA-secret_1" not in out and "k2" not in out.split("apikey=")[1][:3] and "abc123" not in out
+    assert "?key=[redacted]&currencyCode=USD" in out and "pageSize=5" in out
+
+
 def test_json_logs_carry_trace_id_and_redact():
     import io
     import json as _json
