@@ -173,6 +173,7 @@ class Ingestor:
                 if full:
                     rows += await conn.fetch(sql.MARK_DOWN, provider, ts)
                     lap("mark_down")
+                subjects: dict[str, str] = {}  # gpu_type -> subject: a batch has few GPU types
                 for r in rows:
                     kind = r["kind"]
                     if kind == "inserted":
@@ -182,8 +183,11 @@ class Ingestor:
                     elif kind == "down":
                         stats.marked_down += 1
                     if r["hid"] is not None:
+                        gpu = r["gpu_type"]
+                        subj = subjects.get(gpu) or subjects.setdefault(gpu, subject(self.settings, "prices",
+                                                                                      provider, gpu))
                         deltas.append((
-                            subject(self.settings, "prices", provider, r["gpu_type"]),
+                            subj,
                             f"{self.msg_prefix}{r['hid']}",
                             price_update_json(str(r["id"]), r["external_id"], provider, r["gpu_type"], r["region"],
                                               r["pricing"], r["old_price"], r["new_price"], r["availability"],

@@ -65,18 +65,22 @@ def replicate(base: list, provider: str, n: int, start: int, bump: set[int] | No
     return out
 
 
+_NAIVE_COLS = ["provider_id", "external_id", "name", "gpu_type", "gpu_vendor", "gpu_count", "gpu_memory_gb",
+               "form_factor", "vcpu", "memory_gb", "storage_gb", "price_per_hour", "price_per_gpu_hour", "currency",
+               "pricing", "region", "country", "continent", "availability", "tags", "attributes"]
+# one offer row (the pipeline's _row with the provider first), attributes cast to jsonb; the caller adds the SET
+_NAIVE_INSERT = (f"INSERT INTO offers ({', '.join(_NAIVE_COLS)}) VALUES ("
+                 + ", ".join(f"${i + 1}" for i in range(len(_NAIVE_COLS) - 1)) + f", ${len(_NAIVE_COLS)}::jsonb) "
+                 "ON CONFLICT (provider_id, external_id) DO UPDATE ")
+
+
 async def naive_baseline(settings, pool, base: list, rows: int) -> dict:
     """Row-by-row upsert (executemany), no staging, no history, no events."""
     from actors.pipeline import _row
 
     await pool.execute("INSERT INTO providers (id, name) VALUES ('naive', 'naive') ON CONFLICT DO NOTHING")
     recs = [("naive",) + _row(o) for o in replicate(base, "naive", rows, 0)]
-    cols = ["provider_id", "external_id", "name", "gpu_type", "gpu_vendor", "gpu_count", "gpu_memory_gb",
-            "form_factor", "vcpu", "memory_gb", "storage_gb", "price_per_hour", "price_per_gpu_hour", "currency",
-            "pricing", "region", "country", "continent", "availability", "tags", "attributes"]
-    ph = ", ".join(f"${i + 1}" for i in range(len(cols) - 1)) + f", ${len(cols)}::jsonb"
-    q = (f"INSERT INTO offers ({', '.join(cols)}) VALUES ({ph}) ON CONFLICT (provider_id, external_id) DO UPDATE "
-         "SET price_per_hour = EXCLUDED.price_per_hour, updated_at = now()")
+    q = _NAIVE_INSERT + "SET price_per_hour = EXCLUDED.price_per_hour, updated_at = now()"
     t0 = time.perf_counter()
     async with pool.acquire() as conn:
         await conn.executemany(q, recs)
@@ -94,13 +98,8 @@ async def naive_full_baseline(settings, pool, js, base: list, rows: int) -> dict
     from cluster.messaging import subject
 
     await pool.execute("INSERT INTO providers (id, name) VALUES ('naivefull', 'naivefull') ON CONFLICT DO NOTHING")
-    cols = ["provider_id", "external_id", "name", "gpu_type", "gpu_vendor", "gpu_count", "gpu_memory_gb",
-            "form_factor", "vcpu", "memory_gb", "storage_gb", "price_per_hour", "price_per_gpu_hour", "currency",
-            "pricing", "region", "country", "continent", "availability", "tags", "attributes"]
-    ph = ", ".join(f"${i + 1}" for i in range(len(cols) - 1)) + f", ${len(cols)}::jsonb"
-    upsert = (f"INSERT INTO offers ({', '.join(cols)}) VALUES ({ph}) ON CONFLICT (provider_id, external_id) DO UPDATE "
-              "SET price_per_hour = EXCLUDED.price_per_hour, availability = EXCLUDED.availability, updated_at = now() "
-              "RETURNING id")
+    upsert = (_NAIVE_INSERT + "SET price_per_hour = EXCLUDED.price_per_hour, availability = EXCLUDED.availability, "
+              "updated_at = now() RETURNING id")
     offers = replicate(base, "naivefull", rows, 0)
     ts = datetime.now(timezone.utc)
     t0 = time.perf_counter()

@@ -8,6 +8,7 @@ before any parsing.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
@@ -46,10 +47,14 @@ def _raise(reply: Reply) -> None:
             response_model=SearchPage, responses=_ERRORS,
             openapi_extra={"parameters": query_parameters_openapi(SearchQuery)})
 async def search(request: Request) -> Response:
-    raw = request.scope["query_string"]
+    return await _json_reply(request, "search", request.scope["query_string"])
+
+
+async def _json_reply(request: Request, method: str, arg: Any) -> Response:
+    """Ask the in-ingress index (or, when it lives in the Search deployment, its handle) and answer its JSON."""
     service: SearchService | None = request.app.state.search
-    reply = await (service.search(raw) if service is not None
-                   else request.app.state.handles["search"].search.remote(raw))
+    reply = await (getattr(service, method)(arg) if service is not None
+                   else getattr(request.app.state.handles["search"], method).remote(arg))
     if reply.status != 200:
         _raise(reply)
     return Response(reply.body, media_type="application/json")
@@ -79,9 +84,4 @@ async def export(request: Request) -> Response:
 @router.get("/providers/{id}", summary="One offer with its recent price history", response_model=OfferDetail,
             responses={404: {"description": "no such offer"}, 422: {"description": "id is not a UUID"}})
 async def detail(id: str, request: Request) -> Response:
-    service: SearchService | None = request.app.state.search
-    reply = await (service.detail(id) if service is not None
-                   else request.app.state.handles["search"].detail.remote(id))
-    if reply.status != 200:
-        _raise(reply)
-    return Response(reply.body, media_type="application/json")
+    return await _json_reply(request, "detail", id)
