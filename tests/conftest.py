@@ -58,10 +58,9 @@ async def database(settings):
     yield settings.database_url
     conn = await asyncpg.connect(settings.database_url.rsplit("/", 1)[0] + "/postgres")
     try:
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", settings.database_name
-        )
-        await conn.execute(f'DROP DATABASE IF EXISTS "{settings.database_name}"')
+        # WITH (FORCE) ends the remaining sessions and drops in one step: a Ray worker or Serve replica still
+        # shutting down can otherwise reconnect between a separate terminate and the DROP
+        await conn.execute(f'DROP DATABASE IF EXISTS "{settings.database_name}" WITH (FORCE)')
     finally:
         await conn.close()
 
