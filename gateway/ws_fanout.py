@@ -4,7 +4,9 @@ Cost model (why it looks like this): on a small machine the per-client work domi
 - clients with identical subscriptions share one `Group`; a batch window (`ws_batch_ms`) collects the
   updates a group matches, and each batch becomes ONE WebSocket frame whose bytes are written to every
   member (no per-client JSON or framing);
-- groups are indexed by GPU family, so an update only visits the groups that can match it;
+- groups are indexed by GPU family, so an update only visits the groups that can match it, and which of
+  those match apart from their price caps is remembered per update shape (GPU, provider, place, pricing):
+  a feed repeats few shapes, so the filters run once per shape and group set, then a float compare each;
 - a client whose socket keeps up gets the frame written synchronously (no task switch); one whose
   transport is paused gets a bounded queue drained by its own task. When that queue is full it is
   dropped in favour of the newest frame and the client is sent a `lagged` notice: memory stays bounded
@@ -24,13 +26,15 @@ from gateway.ws_protocol import control_frame, frame_bytes, prices_payload
 
 
 FLUSH_SLICE_S = 0.004  # longest stretch one flush writes before the event loop reads NATS again
+ROUTES_MAX = 4096  # update shapes whose matching groups are remembered (all forgotten when a group comes or goes)
+_NO_CAP = float("inf")
 
 
 class Client:
     """One connected, authenticated WebSocket client."""
 
     __slots__ = ("conn", "tenant_id", "subject", "subs", "group", "queue", "queue_max", "writer", "replaying",
-                 "lag_dropped", "lag_from", "lag_to", "last_seq", "fanout", "__weakref__")
+                 "lag_dropped", "lag_from", "lag_to", "last_seq", "fanout", "ping_at", "__weakref__")
 
     def __init__(self, conn: Any, tenant_id: str, subject: str, queue_max: int, fanout: "Fanout"):
         self.conn = conn
@@ -48,6 +52,7 @@ class Client:
         self.lag_to = 0
         self.last_seq = 0
         self.fanout = fanout
+        self.ping_at = 0.0  # loop time of the last keepalive ping (0: none yet)
 
     def push(self, frame: bytes, n: int, first: int, last: int) -> int:
         """Deliver or queue one frame; returns the number of updates dropped to make room (0 normally)."""
@@ -125,6 +130,16 @@ class Group:
                 return True
         return False
 
+    def price_cap(self, u: UpdateView) -> float | None:
+        """None when no filter matches `u` apart from price caps; else the highest cap among those that do
+        (inf when one has none): the group matches exactly when the update's price is within it."""
+        cap = None
+        for f in self.filters:
+            if f.matches_shape(u):
+                fc = _NO_CAP if f.max_price is None else f.max_price
+                cap = fc if cap is None or fc > cap else cap
+        return cap
+
 
 class Fanout:
     """The registry of clients and groups, and the batcher."""
@@ -136,6 +151,8 @@ class Fanout:
         self.by_family: dict[str, set[Group]] = {}
         self.any_family: set[Group] = set()
         self._dirty: list[Group] = []
+        # update shape -> [(group, price cap)] of the groups that match it apart from price
+        self._routes: dict[tuple, list[tuple[Group, float]]] = {}
         self._flush_handle: asyncio.Handle | None = None
         self.on_flush = on_flush  # (frames, deliveries, dropped, oldest receive monotonic) per flush
         self.lagged_events = 0
@@ -172,6 +189,7 @@ class Fanout:
                 fams |= f.families
             for fam in fams:
                 self.by_family.setdefault(fam, set()).add(g)
+            self._routes.clear()
         g.members.add(client)
         client.group = g
 
@@ -183,6 +201,7 @@ class Fanout:
         g.members.discard(client)
         if not g.members:
             del self.groups[g.key]
+            self._routes.clear()
             self.any_family.discard(g)
             for fam, gs in list(self.by_family.items()):
                 gs.discard(g)
@@ -190,21 +209,36 @@ class Fanout:
                     del self.by_family[fam]
 
     # data path ----------------------------------------------------------------------------------------
+    def route(self, view: UpdateView) -> list[tuple[Group, float]]:
+        """The groups that match updates of this shape apart from price, with their price caps (cached)."""
+        routes = self._routes
+        r = routes.get(view.shape)
+        if r is None:
+            r = []
+            for gs in (self.by_family.get(view.family), self.any_family):
+                for g in gs or ():
+                    cap = g.price_cap(view)
+                    if cap is not None:
+                        r.append((g, cap))
+            if len(routes) >= ROUTES_MAX:
+                routes.clear()
+            routes[view.shape] = r
+        return r
+
     def publish(self, view: UpdateView, seq: int, payload: bytes, rx: float) -> int:
         """Route one update (already serialized once) to the groups it matches; returns how many matched."""
         matched = 0
-        for gs in (self.by_family.get(view.family), self.any_family):
-            if not gs:
+        price = view.price
+        for g, cap in self.route(view):
+            if cap is not _NO_CAP and (price is None or price > cap):
                 continue
-            for g in gs:
-                if g.matches(view):
-                    if not g.pending:
-                        g.first_seq = seq
-                        g.oldest_rx = rx
-                        self._dirty.append(g)
-                    g.pending.append(payload)
-                    g.last_seq = seq
-                    matched += 1
+            if not g.pending:
+                g.first_seq = seq
+                g.oldest_rx = rx
+                self._dirty.append(g)
+            g.pending.append(payload)
+            g.last_seq = seq
+            matched += 1
         if matched and self._flush_handle is None:
             loop = asyncio.get_running_loop()
             self._flush_handle = (loop.call_later(self.batch_s, self.flush) if self.batch_s > 0

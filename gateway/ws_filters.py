@@ -193,9 +193,13 @@ class CompiledFilter:
         return any(tokens_match(g, toks) for g in self.gpus)
 
     def matches(self, u: "UpdateView") -> bool:
-        # cheapest tests first: this runs for every (update, candidate group) pair
+        # cheapest test first
         if self.max_price is not None and (u.price is None or u.price > self.max_price):
             return False
+        return self.matches_shape(u)
+
+    def matches_shape(self, u: "UpdateView") -> bool:
+        """Every test but the price cap: the answer depends on `u.shape` alone (Fanout caches it per shape)."""
         if self.gpus is not None:
             hit = self._gpu_memo.get(u.gpu_type)
             if hit is None:
@@ -221,7 +225,8 @@ class CompiledFilter:
 class UpdateView:
     """The fields of one price update that filters read, computed once per update."""
 
-    __slots__ = ("gpu_type", "gpu_fold", "gpu_toks", "family", "provider_l", "region_l", "country", "continent", "pricing", "price")
+    __slots__ = ("gpu_type", "gpu_fold", "gpu_toks", "family", "provider_l", "region_l", "country", "continent", "pricing",
+                 "price", "shape")
 
     def __init__(self, d: dict[str, Any]):
         self.gpu_type = str(d.get("gpu_type") or "")
@@ -242,3 +247,5 @@ class UpdateView:
             self.price = float(Decimal(str(d.get("new_price"))))
         except (InvalidOperation, ValueError, TypeError):
             self.price = None
+        # What `CompiledFilter.matches_shape` reads: updates of one offer (or one GPU in one place) share it.
+        self.shape = (self.gpu_type, self.provider_l, self.region_l, self.country, self.continent, self.pricing)

@@ -24,6 +24,7 @@ CLOSE_AUTH_TIMEOUT = 4408  # no auth message within ws_auth_timeout_s
 CLOSE_TOO_MANY = 4429  # tenant ws_limit reached
 CLOSE_UNAVAILABLE = 1013  # try again later (a dependency is down)
 CLOSE_TOKEN_EXPIRED = 4440  # the connection's token expired and no fresh one was sent: reconnect with a new token
+CLOSE_KEEPALIVE = 1011  # the client sent nothing back (not even a pong) for a whole ping interval
 FATAL_CLOSE_CODES = frozenset({CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN})
 
 # The fields of an update as sent to clients (in this order), `seq` being the JetStream stream sequence.
@@ -114,6 +115,10 @@ def frame_bytes(payload: bytes) -> bytes:
 
 def reference_frame_bytes(payload: bytes) -> bytes:
     return Frame(Opcode.TEXT, payload).serialize(mask=False)
+
+
+# The keepalive ping every client gets (server frame: unmasked, FIN, opcode 9, 4-byte payload).
+PING_FRAME = bytes((0x89, 4)) + b"gpbk"
 
 
 def control_frame(obj: dict[str, Any]) -> bytes:

@@ -391,3 +391,130 @@ async def test_long_flush_is_sliced_and_later_groups_take_updates_that_arrive_me
     # groups not yet visited: ONE frame with both updates; visited ones: a second frame with the new update
     assert all([[u["seq"] for u in f["updates"]] for f in conns[p].frames] == [[1, 2]] for p in late)
     assert all([[u["seq"] for u in f["updates"]] for f in conns[p].frames] == [[1], [2]] for p in visited)
+
+
+async def test_routes_cached_per_update_shape_match_the_filters_through_group_churn():
+    """Fanout remembers, per update shape, which groups match apart from price, and compares prices after: the
+    groups an update reaches must be exactly those whose filters match it, also after groups come and go."""
+    import random
+
+    from gateway import ws_fanout
+    from gateway.ws_fanout import Client, Fanout
+    from gateway.ws_filters import PriceFilter, UpdateView
+
+    rng = random.Random(3)
+    gpus = ["H100_80GB_SXM5", "H100_80GB_PCIe", "A100_80GB_SXM4", "A100_40GB_PCIe", "H200_141GB", "RTX_4090",
+            "NVIDIA A10G", "GH200_96GB", "Mystery_X1"]
+    regions = ["us-east-1", "europe-west4", "eu-central-1", "asia-northeast1", "", "moon-base-1"]
+    names = ["H100", "h100 sxm", "A100", "a10", "H200", "RTX 4090", "GH200"]
+
+    def rand_filter() -> dict:
+        f: dict = {}
+        if rng.random() < 0.85:
+            f["gpu_type"] = rng.sample(names, rng.choice([1, 1, 2]))
+        x = rng.random()
+        if x < 0.2:
+            f["continent"] = rng.choice(["NA", "EU", "AS"])
+        elif x < 0.35:
+            f["region"] = rng.choice(regions[:4])
+        elif x < 0.45:
+            f["country"] = rng.choice(["US", "NL", "DE"])
+        if rng.random() < 0.2:
+            f["provider"] = rng.choice(["aws", "runpod"])
+        if rng.random() < 0.2:
+            f["pricing"] = rng.choice(["spot", "on_demand"])
+        if rng.random() < 0.4:
+            f["max_price"] = rng.choice([1, 2, 2.5, 3])
+        return f
+
+    def rand_update() -> dict:
+        return {"gpu_type": rng.choice(gpus), "provider": rng.choice(["aws", "RunPod", "vast"]),
+                "region": rng.choice(regions), "pricing": rng.choice(["on_demand", "spot"]),
+                "new_price": rng.choice(["0.9", "2", "2.4", "2.5", "2.51", "3", "7", None, "n/a"])}
+
+    fan = Fanout(batch_s=60)
+    clients = []
+
+    def connect_one() -> None:
+        c = Client(None, "t", "u", 8, fan)
+        fan.add(c)
+        subs = {f"s{i}": PriceFilter.model_validate(rand_filter()).compiled() for i in range(rng.choice([1, 1, 2]))}
+        fan.set_subscriptions(c, subs)
+        clients.append(c)
+
+    for _ in range(60):
+        connect_one()
+    seq = 0
+
+    def publish_and_check(n: int) -> None:
+        nonlocal seq
+        for _ in range(n):
+            seq += 1
+            view = UpdateView(rand_update())
+            want = {id(g) for g in fan.groups.values() if g.matches(view)}
+            fan.publish(view, seq, b"{}", 0.0)
+            got = {id(g) for g in fan._dirty}
+            assert got == want, (view.shape, view.price)
+            for g in fan._dirty:
+                g.pending = []
+            fan._dirty = []
+
+    for _ in range(5):
+        publish_and_check(150)
+        assert 0 < len(fan._routes) <= ws_fanout.ROUTES_MAX
+        # churn, each half followed by updates: the cache must not serve a route that misses a new group
+        # or names one that is gone
+        for _ in range(15):
+            connect_one()
+        publish_and_check(150)
+        for c in rng.sample(clients, 15):
+            clients.remove(c)
+            fan.remove(c)
+    fan._flush_handle.cancel()
+
+
+async def test_keepalive_pings_every_client_and_closes_one_that_never_answers(settings, tenant, js):
+    """One sweep pings every client per ws_ping_interval_s; a client that sends nothing back (not even the pong)
+    for a whole interval is closed with 1011 and counted, while one that answers keeps its stream."""
+    from gateway import ws_metrics as m
+
+    s = settings.with_overrides(ws_ping_interval_s=0.3, ws_batch_ms=2)
+    g = await PriceGateway(s, port=0).start()
+    try:
+        await asyncio.wait_for(g.feed.connected.wait(), 10)
+        tok = token_for(settings, tenant)
+        alive = PriceStreamClient(url(g), tok, subscriptions={"s": {"provider": "keepalive-co"}})
+        ta = await started(alive)
+        before = m.WS_KEEPALIVE_TIMEOUTS._value.get()
+        # A silent client: upgrades, then never writes a byte (so never answers a ping).
+        reader, writer = await asyncio.open_connection("127.0.0.1", g.port)
+        writer.write(f"GET /v1 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                     f"Authorization: Bearer {tok}\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 101")
+        opcodes, close_code = [], None
+        t0 = asyncio.get_running_loop().time()
+        while close_code is None:
+            b0, b1 = await asyncio.wait_for(reader.readexactly(2), 5)
+            n = b1 & 0x7F
+            if n == 126:
+                n = int.from_bytes(await reader.readexactly(2), "big")
+            payload = await reader.readexactly(n)
+            opcodes.append(b0 & 0x0F)
+            if b0 & 0x0F == 8:
+                close_code = int.from_bytes(payload[:2], "big")
+        waited = asyncio.get_running_loop().time() - t0
+        writer.close()
+        assert opcodes[0] == 1  # welcome
+        assert 9 in opcodes  # pinged
+        assert close_code == 1011
+        assert 0.3 <= waited < 3
+        assert m.WS_KEEPALIVE_TIMEOUTS._value.get() - before == 1
+        # the answering client was pinged as often and is still served
+        seq = await publish(settings, js, price_update("keepalive-co", "H100_80GB_SXM5"))
+        assert (await next_update(alive))["seq"] == seq
+        assert len(g.fanout.clients) == 1
+        await stop(alive, ta)
+    finally:
+        await g.stop()

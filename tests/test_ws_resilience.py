@@ -125,6 +125,8 @@ async def test_gateway_as_ray_actor_started_by_up_step(ray_session, settings, pg
         # The client reconnects on its own and resumes after its last seq: an update published while the
         # gateway was down arrives, from JetStream.
         ray.kill(actor, no_restart=False)
+        # ray.kill only asks: publish once the client has lost its connection, not to the dying gateway
+        await wait_for(lambda: not c.ready.is_set(), 30)
         seq2 = await publish(settings, nats_client.jetstream(), price_update("primecompute", "B200_180GB"))
         got = await next_update(c, 60)
         assert got["seq"] == seq2 and got["seq"] > seq
