@@ -18,6 +18,10 @@ Writes benchmarks/results/ws.json. On a machine with more cores than the gateway
 so the load generator cannot starve it (or help it), e.g. `--gateway-cpus 0,1 --client-cpus 2-15
 --out benchmarks/results/ws_device.json`: the gateways (and the bare baseline) run on the first set, this
 process (the publisher) and the client processes on the second; the report records every affinity.
+
+Baselines in the same run: (b) against benchmarks/ws_bare.py (a bare `websockets` broadcast), and, with
+--c-clients, (a) against benchmarks/ws_ideal.c (the least work any gateway can do for (a), in C): if that
+misses the target on a machine, no gateway meets it there with the clients on the same cores.
 """
 from __future__ import annotations
 
@@ -317,6 +321,21 @@ def build_cclient(into: Path) -> str:
     return str(out)
 
 
+def run_ideal(args, into: Path, filters: list[dict], updates: list[dict]) -> dict:
+    """Scenario (a) against benchmarks/ws_ideal.c with the same processes, batch window, clients and feed."""
+    from types import SimpleNamespace
+
+    from benchmarks.ws_ideal import build_server, run_one, write_inputs
+
+    gpath, upath, expected = write_inputs(into, filters, updates)
+    opts = SimpleNamespace(rate=args.rate_a, workers=args.workers, seconds=args.seconds, drain_s=args.drain_s,
+                           gateway_cpus=args.gateway_cpus)
+    res = asyncio.run(run_one(build_server(into), args.cbin, gpath, upath, filters, expected, args.gateways,
+                              int(args.batch_ms), opts))
+    return {"scenario": "a_ideal_c_server", "what": "benchmarks/ws_ideal.c: no NATS, no Python, one shared frame "
+            "per group and window, one write() per client; the same C clients", **res}
+
+
 def stop_gateways(procs: list[subprocess.Popen]) -> None:
     for p in procs:
         p.terminate()
@@ -348,6 +367,9 @@ def main() -> int:
     ap.add_argument("--c-clients", action="store_true",
                     help="run the lean connections in the C client (benchmarks/ws_cload.c, built with cc at start): "
                          "same work as --light-clients at a fraction of the CPU, so the gateway keeps the cores")
+    ap.add_argument("--no-ideal", action="store_true",
+                    help="with --c-clients, skip the same-run baseline of scenario (a): benchmarks/ws_ideal.c, the "
+                         "least work any gateway can do (C, shared frames, no NATS or Python), on the same clients")
     ap.add_argument("--gateway-cpus", default=None, help="pin the gateway processes (and the bare baseline), e.g. 0,1")
     ap.add_argument("--client-cpus", default=None,
                     help="pin this process (publisher) and the client processes, e.g. 2-15")
@@ -404,6 +426,14 @@ def main() -> int:
                 res = run_scenario(f"a_user_filters_{n}", settings, token, user_filters(n), load_feed(n_a),
                                    args.rate_a, args, fresh_gateways())
                 report["scenarios"][key] = res
+                print(json.dumps(res, indent=2), flush=True)
+            if args.c_clients and not args.no_ideal:
+                time.sleep(5)
+                res = run_ideal(args, state, user_filters(args.clients), load_feed(n_a))
+                report["scenarios"]["a_ideal_c"] = res
+                a = report["scenarios"].get("a")
+                if a and a["latency_ms"]["p95"] and res["latency_ms"]["p95"]:
+                    report["a_p95_ratio_gateway_over_ideal"] = round(a["latency_ms"]["p95"] / res["latency_ms"]["p95"], 2)
                 print(json.dumps(res, indent=2), flush=True)
         if args.only in (None, "baseline"):
             time.sleep(5)
