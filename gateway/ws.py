@@ -181,6 +181,9 @@ class PriceGateway:
             await asyncio.sleep(self.settings.ws_ping_interval_s)
             now = loop.time()
             for c in list(self.fanout.clients):
+                if c.replaying:  # its frames (a ping too) wait for the replay: judge it next time
+                    c.ping_at = 0.0
+                    continue
                 if c.ping_at and getattr(c.conn, "gpb_rx", now) < c.ping_at:
                     c.ping_at = 0.0
                     m.WS_KEEPALIVE_TIMEOUTS.inc()
