@@ -185,7 +185,7 @@ class PriceGateway:
                 if c.replaying:  # its frames (a ping too) wait for the replay: judge it next time
                     c.ping_at = 0.0
                     continue
-                if c.ping_at and getattr(c.conn, "gpb_rx", now) < c.ping_at:
+                if c.ping_at and c.conn.gpb_rx < c.ping_at:
                     c.ping_at = 0.0
                     m.WS_KEEPALIVE_TIMEOUTS.inc()
                     self._event(c.conn, "ws.keepalive_timeout", "fail", reason="no pong")

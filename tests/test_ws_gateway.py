@@ -204,10 +204,8 @@ async def test_resume_beyond_memory_reads_jetstream(settings, tenant, js, pg):
 
 
 async def test_slow_client_is_told_lagged_and_does_not_delay_others(settings, tenant, js):
-    s = settings.with_overrides(ws_queue_max=4, ws_batch_ms=2)
-    g = await PriceGateway(s, port=0).start()
+    g = await running_gateway(settings, ws_queue_max=4, ws_batch_ms=2)
     try:
-        await asyncio.wait_for(g.feed.connected.wait(), 10)
         tok = token_for(settings, tenant)
         fast = PriceStreamClient(url(g), tok, subscriptions={"s": {"provider": "latitude"}})
         tf = await started(fast)
@@ -228,7 +226,7 @@ async def test_slow_client_is_told_lagged_and_does_not_delay_others(settings, te
         assert fast.last_seq == max(sent)
         await wait_for(lambda: g.stats_counts["dropped"] > 0, 10)
         slow_state = next(c for c in g.fanout.clients if c.conn.remote_address != fast.ws.local_address)
-        assert len(slow_state.queue) <= s.ws_queue_max  # bounded, not growing
+        assert len(slow_state.queue) <= g.settings.ws_queue_max  # bounded, not growing
         slow.transport.resume_reading()
         lagged = None
         while lagged is None:
@@ -478,10 +476,8 @@ async def test_keepalive_pings_every_client_and_closes_one_that_never_answers(se
     for a whole interval is closed with 1011 and counted, while one that answers keeps its stream."""
     from gateway import ws_metrics as m
 
-    s = settings.with_overrides(ws_ping_interval_s=0.3, ws_batch_ms=2)
-    g = await PriceGateway(s, port=0).start()
+    g = await running_gateway(settings, ws_ping_interval_s=0.3, ws_batch_ms=2)
     try:
-        await asyncio.wait_for(g.feed.connected.wait(), 10)
         tok = token_for(settings, tenant)
         alive = PriceStreamClient(url(g), tok, subscriptions={"s": {"provider": "keepalive-co"}})
         ta = await started(alive)
