@@ -21,12 +21,14 @@ EXTENSIONS: list[str] = [
     "cluster.audit_cli:register",
     "cluster.operator_cli:register",
     "actors.cli:register",  # sync, replay (issue 3)
+    "actors.forecast_cli:register",  # forecast train|eval|plot (issue 14)
 ]
 # Steps `gpubroker up` runs after Serve is up (starting the gateway, loading the catalog, ...):
 # each "module:function" is called with (settings, echo) and must be idempotent.
 UP_STEPS: list[str] = [
     "actors.cli:up_step",  # bundled catalog, GCP history backfill, provider adapter actors (issue 3)
     "actors.ws_gateway:start_ws_gateway",
+    "actors.forecast_cli:up_step",  # forecast training schedule (issue 14)
 ]
 
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["ForecastRequest", "ForecastPoint", "BacktestScore", "Alternative", "ForecastResponse",
+__all__ = ["ForecastRequest", "ForecastError", "ForecastPoint", "BacktestScore", "Alternative", "ForecastResponse",
            "MAX_HORIZON_DAYS", "PERSISTENCE"]
 
 MAX_HORIZON_DAYS = 30
@@ -88,3 +88,15 @@ class ForecastResponse(BaseModel):
     backtest: BacktestScore
     alternatives: list[Alternative]
     warning: str | None = Field(None, description="why the answer is a baseline (no trained model, too little history, ...)")
+
+
+class ForecastError(Exception):
+    """A forecast cannot be answered: unknown GPU/region/provider (404, with the closest known names in
+    `details`), or no forecast service yet (503). `status`/`code` are the HTTP error's."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+    def __reduce__(self):  # crosses Serve handles and Ray task boundaries intact
+        return (ForecastError, (self.status, self.code, self.message, self.details))
