@@ -125,7 +125,7 @@ def fit_all(series: dict[str, SeriesData], end_day: int, fs: FitSettings = FitSe
         if full[key].size < 2:
             continue
         cls = (series[key].group, moving[key])
-        pools.setdefault(("persistence",) + cls, []).append(persistence_residuals(full[key], h))
+        pools.setdefault(("persistence",) + cls, []).append(persistence_residuals(full[key], h, stride=7))
         for name in fs.models:
             if name != "persistence" and key in preds[name]:
                 p = preds[name][key][:k]

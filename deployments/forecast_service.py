@@ -69,7 +69,7 @@ def build_catalog(offers: list[dict[str, Any]], history: list[dict[str, Any]], a
             cat.moving[oid] = moving
             if values.size > 1:
                 pools.setdefault((pricing.get(oid, "on_demand"), moving), []).append(
-                    persistence_residuals(values, MAX_HORIZON_DAYS, max_origins=365))
+                    persistence_residuals(values, MAX_HORIZON_DAYS, stride=7))
     cat.quantiles = {k: conformal_quantiles(np.concatenate(v)) for k, v in pools.items()}
     return cat
 

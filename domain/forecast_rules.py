@@ -73,12 +73,17 @@ def backtest_origins(end: int, horizon: int, n_windows: int) -> list[int]:
     return [end + 1 - horizon * (n_windows - w) for w in range(n_windows)]
 
 
-def persistence_residuals(values: np.ndarray, horizon: int, max_origins: int = 730) -> np.ndarray:
-    """Absolute relative j-day changes |v[t+j] / v[t] - 1| for j = 1..horizon at every origin t of the
-    last `max_origins` days: shape (origins, horizon), NaN where out of range."""
+def persistence_residuals(values: np.ndarray, horizon: int, max_origins: int | None = None,
+                          stride: int = 1) -> np.ndarray:
+    """Absolute relative j-day changes |v[t+j] / v[t] - 1| for j = 1..horizon at every `stride`-th origin t
+    of the last `max_origins` days (all when None): shape (origins, horizon), NaN where out of range.
+
+    A series flat in its recent window still has its older changes here (a list price cut two years ago
+    is evidence that list prices get cut), so its band is not zero by construction."""
     v = np.asarray(values, float)
     n = v.size
-    starts = np.arange(max(0, n - max_origins - horizon), max(0, n - 1))
+    first = 0 if max_origins is None else max(0, n - max_origins - horizon)
+    starts = np.arange(n - 2, first - 1, -stride)[::-1] if n > 1 else np.arange(0)
     out = np.full((starts.size, horizon), np.nan)
     for j in range(1, horizon + 1):
         ok = starts + j < n

@@ -48,6 +48,7 @@ def test_persistence_residuals_are_relative_j_day_changes():
     r = persistence_residuals(v, 2)
     assert r[0].tolist() == [0.0, 1.0] and r[1].tolist() == [1.0, 1.0]
     assert r[2, 0] == 0.0 and math.isnan(r[2, 1])
+    assert persistence_residuals(v, 2, stride=2)[:, 0].tolist() == [0.0, 0.0]   # origins 0 and 2 (the newest kept)
 
 
 def test_choose_model_needs_to_beat_persistence():
