@@ -19,7 +19,7 @@ import numpy as np
 
 from actors.forecast_models import BASELINES, ModelConfig, predict_windows
 from domain.forecast_rules import (bands, choose_model, conformal_quantiles, mape, persistence_residuals)
-from domain.price_series import is_flat, last_level_shift, relative_key
+from domain.price_series import activity_class, is_flat, last_level_shift, relative_key
 
 __all__ = ["SeriesData", "SeriesFit", "FitSettings", "fit_all"]
 
@@ -119,12 +119,13 @@ def fit_all(series: dict[str, SeriesData], end_day: int, fs: FitSettings = FitSe
             preds[name] = {key: arr[slot[key]] * fits[key][-1] for key in fit_keys}
     # actuals of the backtest windows
     actual = {key: fits[key][fits[key].size - k * h:].reshape(k, h) for key in base_keys}
-    # conformal residual pools per (model, group, moving)
+    # conformal residual pools per (model, group, activity class)
     pools: dict[tuple, list[np.ndarray]] = {}
+    klass = {key: activity_class(full[key]) for key in keys}
     for key in keys:
         if full[key].size < 2:
             continue
-        cls = (series[key].group, moving[key])
+        cls = (series[key].group, klass[key])
         pools.setdefault(("persistence",) + cls, []).append(persistence_residuals(full[key], h, stride=7))
         for name in fs.models:
             if name != "persistence" and key in preds[name]:
@@ -140,7 +141,7 @@ def fit_all(series: dict[str, SeriesData], end_day: int, fs: FitSettings = FitSe
         if v.size == 0:
             continue
         last = float(v[-1])
-        cls = (s.group, moving[key])
+        cls = (s.group, klass[key])
         fit = SeriesFit(chosen="persistence", last=last, points=s.observations or int(v.size), flat=not moving[key])
         if not fits_ok[key]:
             fit.warning = (f"too little history: {v.size} days up to the cutoff, the backtest needs {k * h + 8}; "

@@ -142,8 +142,14 @@ def up_step(settings: Settings, echo: Callable[[str], None]) -> None:
     except ImportError:
         echo("forecast: the forecast extra is not installed; /predict answers from persistence")
         return
+    from ray import serve
+
     from actors.forecast_trainer import start_trainer
 
+    try:  # the catalog was loaded after the deployment started: let the replica see it now
+        serve.get_deployment_handle("Forecast", app_name="gpubroker").refresh.remote().result(timeout_s=120)
+    except Exception as exc:
+        echo(f"forecast: replica refresh failed ({exc}); it reloads within {settings.forecast_refresh_s:g}s")
     start_trainer(settings)
     echo("forecast: training schedule started (first model trains in the background; until then /predict "
          "answers from persistence)")

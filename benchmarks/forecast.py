@@ -42,6 +42,8 @@ HISTORY = next((d / "shared" / "data" / "gcp_pricing_history_cyclenerd" / "gcp_g
                ROOT.parent / "shared" / "data" / "gcp_pricing_history_cyclenerd" / "gcp_gpu_daily_asof_selected.csv.gz")
 RESULTS = ROOT / "benchmarks" / "results" / "forecast.json"
 MODELS = ("persistence", "seasonal_naive", "autoets", "autoarima", "nhits")
+# the served model for the latency run: training all of MODELS on every GCP series took 434 s here under load
+TRAIN_MODELS = ("persistence", "seasonal_naive", "autoets")
 
 
 def run_eval(cutoffs: int, nhits_steps: int) -> dict:
@@ -116,14 +118,24 @@ def run_serve(settings: Settings, duration: float) -> dict:
     out: dict = {"distinct_queries": len(paths)}
     baseline_settings = settings.with_overrides(state_dir=str(Path(tempfile.mkdtemp(prefix="bench-forecast-empty-"))))
     with local_serve(settings) as base:
+        from ray import serve
+
+        for attempt in (1, 2):  # Serve's proxy start has timed out once on the loaded 2-core machine
+            try:
+                deploy(settings)
+                deploy(baseline_settings, name="baseline", route_prefix="/baseline", app=build_app(baseline_settings))
+                break
+            except Exception as exc:
+                if attempt == 2:
+                    raise
+                print(f"  deploy failed ({type(exc).__name__}); retrying", flush=True)
         t0 = time.perf_counter()
-        fs = FitSettings(horizon=30, models=("persistence", "seasonal_naive", "autoets", "autoarima"))
-        summary = asyncio.run(train(settings, fs))
-        out["training_postgresql_history"] = {**summary, "models": list(fs.models), "wall_s": round(time.perf_counter() - t0, 1),
-                                              "note": "all GCP series in PostgreSQL, statsforecast + baselines as Ray tasks"}
+        summary = asyncio.run(train(settings, FitSettings(horizon=30, models=TRAIN_MODELS)))
+        out["training_postgresql_history"] = {**summary, "models": list(TRAIN_MODELS),
+                                              "wall_s": round(time.perf_counter() - t0, 1),
+                                              "note": "every GCP series in PostgreSQL; one Ray task per model"}
         print(f"  trained on PostgreSQL history: {summary}", flush=True)
-        deploy(settings)
-        deploy(baseline_settings, name="baseline", route_prefix="/baseline", app=build_app(baseline_settings))
+        serve.get_deployment_handle("Forecast", app_name="gpubroker").refresh.remote().result(timeout_s=300)
         probe = paths[0]
         wait_http(base + probe, 180)
         wait_http(base + "/baseline" + probe, 180)
@@ -145,20 +157,22 @@ def main() -> int:
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--skip-serve", action="store_true")
     args = ap.parse_args()
-    prev = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     out: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
                  "history": "shared/data/gcp_pricing_history_cyclenerd/" + HISTORY.name}
     t0 = time.monotonic()
     if not args.skip_eval:
         print("evaluation on the GCP history:", flush=True)
         out["evaluation"] = run_eval(args.cutoffs, args.nhits_steps)
-    elif "evaluation" in prev:
-        out["evaluation"] = prev["evaluation"]
     if not args.skip_serve:
         print("/predict through Serve:", flush=True)
         out["serve"] = run_serve(bench_settings(Path(tempfile.mkdtemp(prefix="bench-forecast-"))), args.duration)
-    elif "serve" in prev:
-        out["serve"] = prev["serve"]
+    prev = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}   # keep the part this run skipped
+    for part, skipped in (("evaluation", args.skip_eval), ("serve", args.skip_serve)):
+        if skipped and part in prev:
+            out[part] = prev[part]
+            out.setdefault("dates", {})[part] = prev.get("dates", {}).get(part, prev.get("date"))
+        elif not skipped:
+            out.setdefault("dates", {})[part] = out["date"]
     ev = out.get("evaluation", {}).get("report", {})
     spot, od = ev.get("by_price_type", {}).get("spot", {}), ev.get("by_price_type", {}).get("ondemand", {})
     sv = out.get("serve", {})

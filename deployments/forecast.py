@@ -52,7 +52,9 @@ class Forecast:
 
     async def _refresh_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.forecast_refresh_s)
+            empty = self.service.catalog is None or not self.service.catalog.history
+            # until the catalog and its history are loaded (a fresh `up` loads them after deploying), look often
+            await asyncio.sleep(min(5.0, self.settings.forecast_refresh_s) if empty else self.settings.forecast_refresh_s)
             await self.refresh()
 
     async def forecast(self, request: ForecastRequest | dict) -> ForecastResponse:

@@ -21,7 +21,7 @@ from domain.forecast import (Alternative, BacktestScore, ForecastError, Forecast
                              ForecastResponse, MAX_HORIZON_DAYS, PERSISTENCE)
 from domain.forecast_rules import bands, conformal_quantiles, persistence_residuals
 from domain.gpus import GPUS, matching_gpus
-from domain.price_series import asof_daily, day_index, from_day_index, is_flat
+from domain.price_series import activity_class, asof_daily, day_index, from_day_index
 
 __all__ = ["ForecastService", "Catalog", "build_catalog"]
 
@@ -41,8 +41,8 @@ class Catalog:
     as_of: date | None
     history: dict[str, np.ndarray] = field(default_factory=dict)        # offer id -> daily values to as_of
     history_points: dict[str, int] = field(default_factory=dict)
-    quantiles: dict[tuple[str, bool], dict[float, np.ndarray]] = field(default_factory=dict)
-    moving: dict[str, bool] = field(default_factory=dict)
+    quantiles: dict[tuple[str, str], dict[float, np.ndarray]] = field(default_factory=dict)
+    activity: dict[str, str] = field(default_factory=dict)             # offer id -> flat / low / high
 
 
 def build_catalog(offers: list[dict[str, Any]], history: list[dict[str, Any]], as_of: date | None) -> Catalog:
@@ -57,7 +57,7 @@ def build_catalog(offers: list[dict[str, Any]], history: list[dict[str, Any]], a
     for h in history:
         by_offer.setdefault(h["offer_id"], []).append((day_index(h["day"]), h["price"]))
     pricing = {o["offer_id"]: o["pricing"] for o in offers}
-    pools: dict[tuple[str, bool], list[np.ndarray]] = {}
+    pools: dict[tuple[str, str], list[np.ndarray]] = {}
     if as_of is not None:
         end = day_index(as_of)
         for oid, pts in by_offer.items():
@@ -65,10 +65,9 @@ def build_catalog(offers: list[dict[str, Any]], history: list[dict[str, Any]], a
             values = asof_daily(days, np.array([p[1] for p in pts]), int(days.min()), end)
             cat.history[oid] = values
             cat.history_points[oid] = len(pts)
-            moving = not is_flat(values[-400:])
-            cat.moving[oid] = moving
+            klass = cat.activity[oid] = activity_class(values)
             if values.size > 1:
-                pools.setdefault((pricing.get(oid, "on_demand"), moving), []).append(
+                pools.setdefault((pricing.get(oid, "on_demand"), klass), []).append(
                     persistence_residuals(values, MAX_HORIZON_DAYS, stride=7))
     cat.quantiles = {k: conformal_quantiles(np.concatenate(v)) for k, v in pools.items()}
     return cat
@@ -153,9 +152,11 @@ class ForecastService:
                        version=self.version.name)
             return out
         point = np.full(h, current)
-        moving = cat.moving.get(oid, True)
-        q = cat.quantiles.get((o["pricing"], moving)) or cat.quantiles.get((o["pricing"], True)) \
-            or next(iter(cat.quantiles.values()), None)
+        # an offer without history gets the band of its pricing's most active class (the widest: honest)
+        klass = cat.activity.get(oid)
+        q = (cat.quantiles.get((o["pricing"], klass)) if klass else None) \
+            or next((cat.quantiles[(o["pricing"], c)] for c in ("high", "low", "flat") if (o["pricing"], c) in cat.quantiles),
+                    None) or next(iter(cat.quantiles.values()), None)
         b = bands(point, q) if q is not None else {k: point.copy() for k in ("lo80", "hi80", "lo95", "hi95")}
         points = cat.history_points.get(oid, 0)
         if self.version is None:

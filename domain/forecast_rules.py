@@ -1,9 +1,9 @@
 """Pure forecasting rules: error metrics, rolling-origin splits, conformal bands and the choice of model.
 
 Intervals are split-conformal on absolute relative residuals |actual - forecast| / forecast, pooled per
-group (price type and whether the series moved) and per horizon day; the quantile uses the finite-sample
-level ceil((n + 1) * level) / n, and the bands are made non-decreasing in the horizon (a running max), so
-they always contain the point forecast and widen with it. Persistence's residuals come from every daily
+group (price type and activity class: flat, low or high by the price changes of the last year) and per
+horizon day; the quantile uses the finite-sample level ceil((n + 1) * level) / n, and the bands are made
+non-decreasing in the horizon (a running max), so they always contain the point forecast and widen with it. Persistence's residuals come from every daily
 origin of the training history (its "empirical interval"); a fitted model's from its backtest windows.
 Numpy only.
 """

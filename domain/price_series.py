@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 import numpy as np
 
-__all__ = ["asof_daily", "is_flat", "last_level_shift", "relative_key", "step_changes", "day_index"]
+__all__ = ["asof_daily", "activity_class", "is_flat", "last_level_shift", "relative_key", "step_changes", "day_index"]
 
 EPOCH = date(1970, 1, 1)
 
@@ -75,3 +75,12 @@ def relative_key(values: np.ndarray, decimals: int = 6) -> bytes:
     relative path, so one model fit serves all of them."""
     v = np.asarray(values, dtype=np.float64)
     return np.round(v / v[-1], decimals).tobytes()
+
+
+def activity_class(values: np.ndarray, days: int = 365) -> str:
+    """How often the price moved in the last `days` days: 'flat' (never), 'low' (1-4 changes), 'high' (5+).
+
+    Conformal bands are pooled per class: a spot price re-set every few weeks and a list price cut once a
+    year need different widths, and pooling them would give the first too narrow a band."""
+    n = step_changes(np.asarray(values, float)[-days:])
+    return "flat" if n == 0 else ("low" if n <= 4 else "high")

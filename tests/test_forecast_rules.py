@@ -70,3 +70,12 @@ def test_metrics():
     assert round(smape(a, p), 4) == round((10 / 105 + 20 / 190) / 2 * 100, 4)
     assert coverage(a, p - 10, p + 5) == 0.5
     assert round(width(p, p * 0.9, p * 1.1), 9) == 20.0
+
+
+def test_activity_class_counts_last_year_changes():
+    from domain.price_series import activity_class
+
+    assert activity_class(np.full(500, 2.0)) == "flat"
+    assert activity_class(np.r_[np.full(300, 2.0), np.full(200, 1.8)]) == "low"
+    assert activity_class(np.repeat(np.arange(1.0, 20.0), 20)) == "high"
+    assert activity_class(np.r_[np.full(10, 3.0), np.full(400, 2.0)]) == "flat"   # the cut was over a year ago
