@@ -170,17 +170,36 @@ class ForecastService:
                 "as_of": cat.as_of or datetime.now(timezone.utc).date(), "backtest": BacktestScore(),
                 "interval": EMPIRICAL, "trained_at": None, "version": None}
 
+    def _lookup(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per offer: its row in the model version (-1: none) and the level shift since training; and per
+        row the running mean of the forecast path (mean over the first h days at [row, h - 1]). Rebuilt
+        when the catalog or the version changes, so a request is a vectorized look-up."""
+        key = (id(self.catalog), id(self.version))
+        if getattr(self, "_lookup_key", None) != key:
+            cat, v = self.catalog, self.version
+            rows = np.full(len(cat.offers), -1, dtype=np.int64)
+            shift = np.ones(len(cat.offers))
+            means = np.zeros((0, MAX_HORIZON_DAYS))
+            if v is not None:
+                last = np.array([r["last"] for r in v.meta["series"]], dtype=float)
+                price = v.arrays["price"]
+                means = np.cumsum(price, axis=1) / np.arange(1, price.shape[1] + 1)
+                for i, o in enumerate(cat.offers):
+                    r = v.index.get(o["offer_id"])
+                    if r is not None:
+                        rows[i] = r
+                        shift[i] = cat.price[i] / last[r] if last[r] else 1.0
+            self._lookup_cache, self._lookup_key = (rows, shift, means), key
+        return self._lookup_cache
+
     def _hourly(self, idx: np.ndarray, scale: np.ndarray, h: int) -> np.ndarray:
-        out = np.empty(idx.size)
-        for j, i in enumerate(idx):
-            oid = self.catalog.offers[i]["offer_id"]
-            row = self.version.index.get(oid) if self.version is not None else None
-            if row is None:
-                out[j] = self.catalog.price[i]
-            else:
-                meta = self.version.meta["series"][row]
-                shift = self.catalog.price[i] / meta["last"] if meta["last"] else 1.0
-                out[j] = float(np.mean(self.version.arrays["price"][row, :h])) * shift
+        """Mean forecast price per hour over h days of each candidate offer (persistence where no model)."""
+        rows, shift, means = self._lookup()
+        r = rows[idx]
+        out = self.catalog.price[idx].astype(float)
+        has = r >= 0
+        if has.any():
+            out[has] = means[r[has], h - 1] * shift[idx[has]]
         return out * scale
 
     # --- the answer --------------------------------------------------------------------------------------
