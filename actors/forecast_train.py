@@ -161,7 +161,7 @@ async def train(settings: Settings, fs: FitSettings | None = None, *, use_ray: b
     meta = {"trained_at": datetime.now(timezone.utc).isoformat(), "as_of": as_of.isoformat(),
             "horizon": fs.horizon, "n_windows": fs.n_windows, "models": list(fs.models), "chosen": chosen,
             "interval_method": "split-conformal on absolute relative residuals of the rolling-origin backtest, "
-                               "pooled per price type and horizon day; persistence: empirical j-day changes",
+                               "pooled per price type, activity class and horizon day; persistence: empirical j-day changes",
             "seconds": {"frame": round(t_frame - t0, 2), "fit": round(t_fit - t_frame, 2)}}
     name = await asyncio.to_thread(save_version, settings.state_dir, meta, rows)
     say("saved " + name, 1, 1)
