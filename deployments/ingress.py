@@ -25,6 +25,7 @@ ROUTERS: list[str] = [
     "deployments.api_auth:router",
     "deployments.api_admin:router",
     "deployments.api_gdpr:router",
+    "deployments.api_history:router",
     "deployments.api_search:router",
 ]
 
