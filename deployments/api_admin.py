@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from cluster.audit import append_audit, list_audit, verify_audit
+from domain.api import AuditPage, AuditVerification, RoleAssigned, TenantList, TenantOut, UserList, UserOut
 from domain.models import Plan, Role
 from domain.permissions import P
 from gateway import sessions
@@ -81,7 +82,8 @@ def _ctx(request: Request) -> dict[str, Any]:
     return {"ip": client_ip(request), "user_agent": user_agent(request)}
 
 
-@router.get("/tenants", summary="Tenants visible to the caller (its own; every tenant for platform operators)")
+@router.get("/tenants", summary="Tenants visible to the caller (its own; every tenant for platform operators)",
+            response_model=TenantList)
 async def list_tenants(request: Request, me: Principal = Depends(require(P.TENANT_READ))) -> dict:
     async with (await _pool(request)).acquire() as conn:
         everyone = await _is_platform(conn, me)
@@ -90,7 +92,7 @@ async def list_tenants(request: Request, me: Principal = Depends(require(P.TENAN
     return {"items": [_out(r) for r in rows], "total": len(rows)}
 
 
-@router.post("/tenants", status_code=201, summary="Create a tenant (platform operators)")
+@router.post("/tenants", status_code=201, summary="Create a tenant (platform operators)", response_model=TenantOut)
 async def create_tenant(body: TenantIn, request: Request, me: Principal = Depends(require(P.TENANTS_MANAGE))) -> dict:
     async with (await _pool(request)).acquire() as conn, conn.transaction():
         if not await _is_platform(conn, me):
@@ -114,13 +116,14 @@ async def _visible_tenant(conn, me: Principal, tenant_id: UUID, lock: bool = Fal
     return row
 
 
-@router.get("/tenants/{tenant_id}", summary="One tenant")
+@router.get("/tenants/{tenant_id}", summary="One tenant", response_model=TenantOut, responses={404: {"description": "no such tenant (or another tenant's)"}})
 async def get_tenant(tenant_id: UUID, request: Request, me: Principal = Depends(require(P.TENANT_READ))) -> dict:
     async with (await _pool(request)).acquire() as conn:
         return _out(await _visible_tenant(conn, me, tenant_id))
 
 
-@router.patch("/tenants/{tenant_id}", summary="Change a tenant (plan limits: platform operators)")
+@router.patch("/tenants/{tenant_id}", summary="Change a tenant (plan limits: platform operators)",
+              response_model=TenantOut, responses={404: {"description": "no such tenant (or another tenant's)"}})
 async def patch_tenant(tenant_id: UUID, body: TenantPatch, request: Request,
                        me: Principal = Depends(require(P.TENANT_WRITE))) -> dict:
     changes = body.model_dump(exclude_none=True, mode="json")
@@ -140,7 +143,8 @@ async def patch_tenant(tenant_id: UUID, body: TenantPatch, request: Request,
     return _out(row)
 
 
-@router.delete("/tenants/{tenant_id}", status_code=204, summary="Delete a tenant (platform operators)")
+@router.delete("/tenants/{tenant_id}", status_code=204, summary="Delete a tenant (platform operators)",
+               responses={**{404: {"description": "no such tenant (or another tenant's)"}}, 409: {"description": "a platform operator cannot delete its own tenant"}})
 async def delete_tenant(tenant_id: UUID, request: Request,
                         me: Principal = Depends(require(P.TENANTS_MANAGE))) -> Response:
     rt = request.app.state.runtime
@@ -158,7 +162,7 @@ async def delete_tenant(tenant_id: UUID, request: Request,
     return Response(status_code=204)
 
 
-@router.get("/users", summary="The tenant's users")
+@router.get("/users", summary="The tenant's users", response_model=UserList)
 async def list_users(request: Request, me: Principal = Depends(require(P.USERS_READ))) -> dict:
     rows = await (await _pool(request)).fetch(
         "SELECT id, tenant_id, email, role, mfa_enabled, created_at FROM users "
@@ -166,7 +170,8 @@ async def list_users(request: Request, me: Principal = Depends(require(P.USERS_R
     return {"items": [_out(r) for r in rows], "total": len(rows)}
 
 
-@router.post("/users", status_code=201, summary="Add a user to the tenant (within its seats)")
+@router.post("/users", status_code=201, summary="Add a user to the tenant (within its seats)", response_model=UserOut,
+             responses={409: {"description": "seats exhausted, or this email cannot be registered"}})
 async def create_user(body: UserIn, request: Request, me: Principal = Depends(require(P.USERS_MANAGE))) -> dict:
     s = request.app.state.settings
     check_password(s, body.password)
@@ -188,7 +193,9 @@ async def create_user(body: UserIn, request: Request, me: Principal = Depends(re
     return _out(row)
 
 
-@router.put("/users/{user_id}/role", summary="Assign a role (the user's sessions end; it logs in again)")
+@router.put("/users/{user_id}/role", summary="Assign a role (the user's sessions end; it logs in again)",
+            response_model=RoleAssigned, responses={404: {"description": "no such user in the tenant"},
+                                                    409: {"description": "the tenant's last admin cannot lose the role"}})
 async def set_role(user_id: UUID, body: RoleIn, request: Request,
                    me: Principal = Depends(require(P.USERS_MANAGE))) -> dict:
     rt = request.app.state.runtime
@@ -210,7 +217,7 @@ async def set_role(user_id: UUID, body: RoleIn, request: Request,
     return {"id": str(user_id), "role": body.role.value}
 
 
-@router.get("/audit", summary="The tenant's audit trail, oldest first (keyset pages)")
+@router.get("/audit", summary="The tenant's audit trail, oldest first (keyset pages)", response_model=AuditPage)
 async def audit_entries(request: Request, after_id: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
                         me: Principal = Depends(require(P.AUDIT_READ))) -> dict:
     async with (await _pool(request)).acquire() as conn:
@@ -218,7 +225,8 @@ async def audit_entries(request: Request, after_id: int = Query(0, ge=0), limit:
     return {"items": items, "next_after_id": items[-1]["id"] if len(items) == limit else None}
 
 
-@router.get("/audit/verify", summary="Verify the audit hash chain; reports the first broken link")
+@router.get("/audit/verify", summary="Verify the audit hash chain; reports the first broken link",
+            response_model=AuditVerification)
 async def audit_verify(request: Request, all_tenants: bool = Query(False, alias="all"),
                        me: Principal = Depends(require(P.AUDIT_VERIFY))) -> dict:
     pool = await _pool(request)

@@ -113,14 +113,18 @@ class PriceSeries(BaseModel):
 class GpuHistory(BaseModel):
     """GET /prices/history: one series per (provider, region, pricing), buckets oldest first."""
 
+    model_config = ConfigDict(populate_by_name=True, json_schema_extra={"examples": [{
+        "gpu_type": "H100", "gpus": ["H100-SXM", "H100-PCIe", "H100-NVL"], "bucket": "week",
+        "from": "2025-01-06T00:00:00Z", "to": "2025-02-03T00:00:00Z", "series": [{
+            "provider": "gcp", "region": "europe-west4", "pricing": "spot", "points": [
+                {"bucket_start": "2025-01-13T00:00:00Z", "min": 2.25, "median": 2.31, "max": 2.4, "samples": 3}]}]}]})
+
     gpu_type: str
     gpus: list[str] = Field(description="the canonical models the GPU filter denotes")
     bucket: Bucket
     from_: datetime = Field(alias="from")
     to: datetime
     series: list[PriceSeries]
-
-    model_config = ConfigDict(populate_by_name=True)
 
 
 class HistoryPoint(BaseModel):
@@ -131,6 +135,11 @@ class HistoryPoint(BaseModel):
 
 class OfferHistoryPage(BaseModel):
     """GET /providers/{id}/history: one keyset page, newest first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "offer_id": "5b8e2f4c-1d3a-4e6b-8c9d-0a1b2c3d4e5f", "items": [
+            {"price_per_hour": 11.06, "availability": "up", "recorded_at": "2025-11-06T00:00:00Z"}],
+        "next_cursor": "eyJpZCI6MTIsInQiOiIyMDI1LTExLTA2VDAwOjAwOjAwKzAwOjAwIn0"}]})
 
     offer_id: str
     items: list[HistoryPoint]
