@@ -270,6 +270,7 @@ class SearchPage(_Model):
 
     total: int
     items: list[ProviderOffer]
+    next_cursor: str | None = Field(None, description="pass as `cursor` for the next page; null on the last page")
     warnings: list[str] | None = None
 
 
