@@ -24,6 +24,7 @@ ROUTERS: list[str] = [
     # before any other /providers route: '/providers/{id}' must not capture 'health'
     "deployments.api_providers_health:router",
     "deployments.api_auth:router",
+    "deployments.api_api_keys:router",
     "deployments.api_admin:router",
     "deployments.api_gdpr:router",
     "deployments.api_history:router",

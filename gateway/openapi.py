@@ -28,13 +28,14 @@ Live price changes stream over a WebSocket (see the README and `gateway/PROTOCOL
 
 Errors are always `{"error": {"code", "message", "details"?, "trace_id"}}`. List routes page the same
 way: `limit` and `cursor` in, `items` and `next_cursor` (null on the last page) out.
-Authenticate with `Authorization: Bearer <access token>` (from `POST /auth/login`)."""
+Authenticate with `Authorization: Bearer <access token>` (from `POST /auth/login`) or, for scripts,
+`Authorization: Bearer gpb_...` (an API key from `POST /auth/api-keys`)."""
 
 TAGS = [
     {"name": "marketplace", "description": "Search the normalized GPU offers; export them; one offer in detail."},
     {"name": "history", "description": "Recorded price changes: statistics by GPU over time, and one offer's log."},
     {"name": "providers", "description": "Sync health of each provider adapter."},
-    {"name": "auth", "description": "Sign-up, login (with TOTP), refresh, logout, the caller's profile."},
+    {"name": "auth", "description": "Sign-up, login (with TOTP), refresh, logout, the caller's profile, API keys."},
     {"name": "admin", "description": "Tenants and plan limits, users and roles, the audit trail (by role)."},
     {"name": "gdpr", "description": "Export and erasure of the caller's personal data."},
     {"name": "system", "description": "Liveness, readiness and Prometheus metrics."},
@@ -43,6 +44,8 @@ TAGS = [
 SECURITY_SCHEMES = {
     "accessToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                     "description": "an access token from POST /auth/login or /auth/refresh (5 minutes by default)"},
+    "apiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "gpb_ API key",
+               "description": "an API key from POST /auth/api-keys, sent as `Authorization: Bearer gpb_...`"},
 }
 
 _ERROR_TEXT = {

@@ -73,6 +73,9 @@ def test_statuses_each_route_can_answer(doc):
 def test_security_schemes_and_secured_routes(doc):
     schemes = doc["components"]["securitySchemes"]
     assert schemes["accessToken"] == {**schemes["accessToken"], "type": "http", "scheme": "bearer"}
+    assert schemes["apiKey"] == {**schemes["apiKey"], "type": "http", "scheme": "bearer"}
+    assert all(op["security"] == [{"accessToken": []}, {"apiKey": []}] for p, m, op in _operations(doc)
+               if "security" in op)
     secured = {(m, p) for p, m, op in _operations(doc) if "security" in op}
     assert ("get", "/auth/me") in secured and ("get", "/admin/audit") in secured
     assert not any(p.startswith(("/providers", "/prices", "/health")) for _, p in secured)

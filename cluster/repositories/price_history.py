@@ -10,8 +10,10 @@ from typing import Any
 
 import asyncpg
 
+# Grouping keys in the "C" collation: sorting ~6,000 points by locale-aware text compare cost more than
+# the whole rest of the query (EXPLAIN ANALYZE on the bundled A100 history).
 _BUCKETS = """
-SELECT o.provider_id AS provider, o.region, o.pricing,
+SELECT o.provider_id COLLATE "C" AS provider, o.region COLLATE "C" AS region, o.pricing COLLATE "C" AS pricing,
        date_trunc($4, h.recorded_at, 'UTC') AS bucket_start,
        min(h.price_per_hour)::float8 AS min,
        (percentile_cont(0.5) WITHIN GROUP (ORDER BY h.price_per_hour))::float8 AS median,
