@@ -75,9 +75,8 @@ def _has_input(route: APIRoute) -> bool:
                 or (route.openapi_extra or {}).get("parameters"))
 
 
-def _error_response(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+def _error_content() -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
 
 
 def _statuses(route: APIRoute, path: str, method: str) -> dict[int, str]:
@@ -90,8 +89,7 @@ def _statuses(route: APIRoute, path: str, method: str) -> dict[int, str]:
         out[400] = "the body could not be decoded"
     if _is_secured(route):
         out[401], out[403] = _ERROR_TEXT[401], _ERROR_TEXT[403]
-        out[503] = _ERROR_TEXT[503]
-    if (method, path) not in _NO_DEPENDENCY:
+    if _is_secured(route) or (method, path) not in _NO_DEPENDENCY:  # the session store, or what the route reads
         out[503] = _ERROR_TEXT[503]
     return out
 
@@ -102,7 +100,8 @@ def _fix_operation(op: dict[str, Any], route: APIRoute, path: str, method: str) 
         responses.setdefault(str(status), {"description": text})
     for status, resp in responses.items():
         if status[0] in "45":
-            resp["content"] = _error_response(resp.get("description") or _ERROR_TEXT.get(int(status), "error"))["content"]
+            resp.setdefault("description", _ERROR_TEXT.get(int(status), "error"))
+            resp["content"] = _error_content()
     if _is_secured(route):
         op["security"] = [{name: []} for name in SECURITY_SCHEMES]
     media = _MEDIA_EXAMPLES.get((method, path))

@@ -33,7 +33,8 @@ def _env(**extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 async def readme_data(serve_app, pg, redis_client, settings):
     await pg.execute("INSERT INTO providers (id, name) VALUES ('readme-a', 'README A') ON CONFLICT DO NOTHING")
-    for n, (gpu, price) in enumerate((("H100-SXM", 2.25), ("A100-80GB-SXM", 1.1))):
+    # the cheapest offers of the session, so they top every example's price-sorted first page
+    for n, (gpu, price) in enumerate((("H100-SXM", 0.0225), ("A100-80GB-SXM", 0.011))):
         oid = uuid.uuid4()
         await pg.execute(
             "INSERT INTO offers (id, provider_id, external_id, name, gpu_type, gpu_count, price_per_hour, "
@@ -64,10 +65,10 @@ async def test_python_example(readme_data, n):
     assert proc.returncode == 0, err.decode()
     lines = out.decode().splitlines()
     if n == 0:
-        assert "readme-a readme-west1 2.25" in lines
-        assert any(line.startswith("readme-a readme-west1 spot [2.25]") for line in lines)
+        assert "readme-a readme-west1 0.0225" in lines
+        assert any(line.startswith("readme-a readme-west1 spot [0.0225]") for line in lines)
     else:
-        assert "readme-1 1.1" in lines
+        assert "readme-1 0.011" in lines
 
 
 @pytest.mark.parametrize("n", range(3))
