@@ -36,11 +36,16 @@ async def predict(body: ForecastRequest, request: Request) -> Response:
 
 
 @router.get("/predict", summary="The same forecast from query parameters; format=png returns the chart",
-            response_model=ForecastResponse, responses={**_ERRORS, 200: {"content": {"application/json": {}, "image/png": {}}}})
+            response_model=ForecastResponse,
+            responses={**_ERRORS, 200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}})
 async def predict_get(request: Request, gpu_type: str = Query(..., min_length=1, max_length=100),
-                      region: str | None = None, provider: str | None = None, pricing: str | None = None,
-                      gpu_count: float | None = None, hours: float | None = None, horizon_days: int = 30,
-                      format: Literal["json", "png"] = "json") -> Response:
+                      region: str | None = Query(None, description="provider region"),
+                      provider: str | None = Query(None, description="provider id"),
+                      pricing: str | None = Query(None, description="on_demand, spot or interruptible"),
+                      gpu_count: float | None = Query(None, description="GPUs per instance"),
+                      hours: float | None = Query(None, description="hours of use (default: the whole horizon)"),
+                      horizon_days: int = Query(30, description="days to forecast (1..30)"),
+                      format: Literal["json", "png"] = Query("json", description="png: the chart")) -> Response:
     payload = {"gpu_type": gpu_type, "region": region, "provider": provider, "pricing": pricing,
                "gpu_count": gpu_count, "hours": hours, "horizon_days": horizon_days}
     return await _answer(request, {k: v for k, v in payload.items() if v is not None}, format)

@@ -62,8 +62,12 @@ class Alternative(BaseModel):
     hourly: float
 
 
+_RESPONSE_EXAMPLE = {'gpu_type': 'A100-40GB-SXM', 'provider': 'gcp', 'region': 'us-central1', 'pricing': 'spot', 'instance': 'a2-highgpu-1g (1x A100-40GB-SXM)', 'gpu_count': 1.0, 'horizon_days': 2, 'hours': 100.0, 'series': [{'date': '2026-12-02', 'price': 1.659445, 'lo80': 1.659445, 'hi80': 1.659445, 'lo95': 1.659445, 'hi95': 1.659445}, {'date': '2026-12-03', 'price': 1.659445, 'lo80': 1.659445, 'hi80': 1.659445, 'lo95': 1.659445, 'hi95': 1.659445}], 'hourly': 1.659445, 'daily': 39.82668, 'total_for_hours': 165.9445, 'ci_low': 165.9445, 'ci_high': 165.9445, 'currency': 'USD', 'model': 'persistence', 'interval_method': 'split-conformal on absolute relative residuals of the rolling-origin backtest, pooled per price type, activity class and horizon day; persistence: empirical j-day changes', 'trained_at': '2026-12-01T15:47:46.749855Z', 'model_version': '20261201T154746751840Z', 'as_of': '2026-12-01', 'history_points': 8, 'backtest': {'mape': 0.0, 'coverage80': 1.0, 'baseline_mape': 0.0}, 'alternatives': [{'provider': 'gcp', 'region': 'us-central1', 'pricing': 'spot', 'hourly': 2.326426}], 'warning': None}
+
+
 class ForecastResponse(BaseModel):
     """The forecast of the cheapest matching series, with the cost of the workload and the spread elsewhere."""
+    model_config = ConfigDict(json_schema_extra={"examples": [_RESPONSE_EXAMPLE]})
     gpu_type: str = Field(..., description="canonical GPU model of the series that answers")
     provider: str
     region: str
