@@ -9,7 +9,9 @@ STAMP   = $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	# torch first, pinned: the CPU build (this machine's wheel folder); neuralforecast would otherwise pull CUDA
+	$(PY) -m pip install -q 'torch==2.13.0'
+	$(PY) -m pip install -q -e '.[test,forecast]'
 	touch $(STAMP)
 
 install: $(STAMP)

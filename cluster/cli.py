@@ -21,6 +21,7 @@ EXTENSIONS: list[str] = [
     "cluster.audit_cli:register",
     "cluster.operator_cli:register",
     "actors.cli:register",  # sync, replay (issue 3)
+    "actors.forecast_cli:register",  # forecast train|eval|plot (issue 14)
     "gpubroker.cli:register",  # search, watch: client commands through the SDK (no server settings)
 ]
 CLIENT_COMMANDS = {"search", "watch"}
@@ -29,6 +30,7 @@ CLIENT_COMMANDS = {"search", "watch"}
 UP_STEPS: list[str] = [
     "actors.cli:up_step",  # bundled catalog, GCP history backfill, provider adapter actors (issue 3)
     "actors.ws_gateway:start_ws_gateway",
+    "actors.forecast_cli:up_step",  # forecast training schedule (issue 14)
 ]
 
 

@@ -74,11 +74,13 @@ def build_app(settings: Settings):
     from ray import serve
 
     from deployments.ingress import Ingress
+    from deployments.forecast import forecast_deployment
     from deployments.search import search_deployment
 
     ingress = serve.deployment(
         Ingress, **deployment_options(settings, "Ingress", settings.ingress_replicas_min, settings.ingress_replicas_max))
-    handles = {"search": search_deployment(settings).bind(settings)}
+    handles = {"search": search_deployment(settings).bind(settings),
+               "forecast": forecast_deployment(settings).bind(settings)}
     return ingress.bind(settings, handles)
 
 

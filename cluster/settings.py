@@ -93,6 +93,16 @@ class Settings(BaseModel):
     adapter_timeout_s: float = Field(10.0, gt=0, le=120, description="timeout of one provider API request")
     adapter_retries: int = Field(3, ge=0, le=10, description="retries of a failed provider API request (exponential backoff + jitter)")
     sync_interval_s: float = Field(300.0, ge=1, description="seconds between two syncs of one provider (FR-PROV-1: < 5 min)")
+    # --- price forecasting (issue 14) ---
+    forecast_replicas_min: int = Field(1, ge=1, le=64, description="Forecast deployment autoscaling minimum replicas")
+    forecast_replicas_max: int = Field(2, ge=1, le=64, description="Forecast deployment autoscaling maximum replicas")
+    forecast_refresh_s: float = Field(60.0, gt=0, le=86400, description="how often a Forecast replica reloads offers, history and the latest model")
+    forecast_train_interval_s: float = Field(86400.0, ge=60, description="period of the scheduled forecast training")
+    forecast_train_on_up: bool = Field(True, description="`gpubroker up` starts the training schedule (first run at once when no model exists)")
+    forecast_models: list[str] = Field(["persistence", "seasonal_naive", "autoets", "autoarima", "nhits"],
+                                       description="models trained and backtested (persistence is always the bar)")
+    forecast_nhits_steps: int = Field(300, ge=1, le=100000, description="NHITS training steps")
+    forecast_backtest_windows: int = Field(4, ge=2, le=24, description="rolling-origin backtest windows (30 days each) per training")
 
     @field_validator("database_url")
     @classmethod

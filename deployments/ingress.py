@@ -29,6 +29,7 @@ ROUTERS: list[str] = [
     "deployments.api_gdpr:router",
     "deployments.api_history:router",
     "deployments.api_search:router",
+    "deployments.api_forecast:router",
 ]
 
 

@@ -22,7 +22,7 @@ from gateway.ratelimit import EXEMPT
 DESCRIPTION = """GPU Broker: one search over the GPU offers of 24 clouds and marketplaces, normalized to one schema.
 
 What exists: marketplace search, export and offer detail; price history by GPU and time, and of one offer;
-provider sync health; accounts (organizations, login with optional TOTP, rotating refresh tokens);
+price forecasts (`/predict`); provider sync health; accounts (organizations, login with optional TOTP, rotating refresh tokens);
 tenants, users and roles; the audit trail; GDPR export and erasure; liveness, readiness and metrics.
 Live price changes stream over a WebSocket (see the README and `gateway/PROTOCOL.md`).
 
@@ -40,6 +40,7 @@ TAGS = [
     {"name": "admin", "description": "Tenants and plan limits, users and roles, the audit trail (by role)."},
     {"name": "gdpr", "description": "Export and erasure of the caller's personal data."},
     {"name": "system", "description": "Liveness, readiness and Prometheus metrics."},
+    {"name": "forecast", "description": "Price forecasts for a workload (1..30 days, 80/95 % intervals), and their chart."},
 ]
 
 SECURITY_SCHEMES = {
@@ -60,6 +61,7 @@ _NO_DEPENDENCY = {("get", "/health"), ("get", "/metrics"), ("get", "/providers/h
 _MEDIA_EXAMPLES = {
     ("get", "/metrics"): ("text/plain", "# HELP gpubroker_http_requests_total HTTP requests\n"
                                         "gpubroker_http_requests_total{method=\"GET\",route=\"/providers\",status=\"200\"} 42.0\n"),
+    ("get", "/predict"): ("image/png", "<PNG image: history, forecast and bands> (with format=png)"),
     ("get", "/providers/export"): ("text/csv", "id,provider,name,gpu_type,gpu_count,...\n"
                                                "5b8e...,gcp,a3-highgpu-1g,H100-SXM,1.0,...\n"),
 }
