@@ -26,6 +26,7 @@ ROUTERS: list[str] = [
     "deployments.api_admin:router",
     "deployments.api_gdpr:router",
     "deployments.api_search:router",
+    "deployments.api_chat:router",
 ]
 
 
