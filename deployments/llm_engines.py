@@ -92,8 +92,11 @@ class LocalEngine:
         return self
 
     async def complete_json(self, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int) -> dict:
-        pieces = [p async for p in self._generate(messages, max_tokens, 0.0,
-                                                  {"type": "json_object", "schema": schema})]
+        gen = self._generate(messages, max_tokens, 0.0, {"type": "json_object", "schema": schema})
+        try:
+            pieces = [p async for p in gen]
+        finally:
+            await gen.aclose()  # on a deadline too: stops the generation at its next token
         return _parse_json("".join(pieces))
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int) -> AsyncIterator[str]:
