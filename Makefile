@@ -12,6 +12,7 @@ STAMP   = $(VENV)/.installed
 # LLAMA_CMAKE_ARGS: a portable AVX2 build (GGML_NATIVE builds for the build machine's CPU: on this one it
 # enabled AMX, and generation died with SIGILL), without the multimodal library (not used; a third less to compile).
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
