@@ -17,6 +17,10 @@ from domain.chat import ChatRequest, ChatResponse
 from gateway.http import ApiError, error_body
 
 router = APIRouter(tags=["ai"])
+_SSE_EXAMPLE = ('event: result\ndata: {"constraints":{...},"recommendations":[...],"engine":"local",...}\n\n'
+                'event: token\ndata: {"text":"Best match:"}\n\n'
+                'event: done\ndata: {"summary":"Best match: ...","engine":"local","degraded":false,'
+                '"degraded_reason":null}\n\n')
 
 
 def _handle(request: Request) -> Any:
@@ -31,7 +35,8 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
 
 
 @router.post("/ai/chat", summary="Ask for GPU recommendations in plain words", response_model=ChatResponse,
-             responses={200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE with stream=true"},
+             responses={200: {"description": "JSON, or Server-Sent Events with stream=true",
+                              "content": {"text/event-stream": {"schema": {"type": "string"}, "example": _SSE_EXAMPLE}}},
                         422: {"description": "empty or too long prompt, invalid constraints"},
                         503: {"description": "the offer search or the chat service is unavailable"}})
 async def chat(body: ChatRequest, request: Request):

@@ -153,7 +153,27 @@ class Relaxation(BaseModel):
     offers: list[Recommendation] = Field(default_factory=list)
 
 
+_RESPONSE_EXAMPLE = {
+    "constraints": {"gpu_type": "H100", "gpu_count": 8, "min_gpu_memory_gb": None, "providers": [], "regions": [],
+                    "countries": [], "continents": ["EU"], "pricing": None, "max_price_per_hour": 25.0,
+                    "max_total": None, "duration_hours": 72.0, "interconnect": None, "use_case": None},
+    "assumptions": [],
+    "recommendations": [{"offer_id": "3f6c2a0e-9b1d-4e57-8c3a-2d4f5e6a7b8c", "provider": "gcp",
+                         "gpu_type": "H100-SXM", "gpu_count": 8.0, "region": "europe-north1", "pricing": "spot",
+                         "price_per_hour": 15.25, "total_for_duration": 1098.03,
+                         "last_updated": "2026-12-01T14:00:00Z", "stale": False,
+                         "reason": "#1 by total cost: 8 x H100-SXM at 15.25 USD/h (spot) in europe-north1, "
+                                   "1098.03 USD for 72 h"}],
+    "relax": [], "forecast": {"hourly": None, "daily": None, "ci_low": None, "ci_high": None, "degraded": True},
+    "iac": {"terraform": "resource \"google_compute_instance\" \"gpu\" { ... }"},
+    "summary": "Best match: 8 x H100-SXM from gcp in europe-north1 at 15.25 USD/h (spot), 1098.03 USD for 72 h.",
+    "follow_up": None, "engine": "local", "degraded": False, "degraded_reason": None,
+}
+
+
 class ChatResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_RESPONSE_EXAMPLE]})
+
     constraints: ChatConstraints
     assumptions: list[str] = Field(default_factory=list, description="what was inferred, stated plainly")
     recommendations: list[Recommendation] = Field(default_factory=list)
