@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from pydantic import ValidationError
+
 from domain import chat_words as W
 from domain.chat import ChatConstraints, canonical_gpu, gpu_models
 from domain.fx import CURRENCY_WORDS, UnknownCurrency, to_usd
@@ -132,10 +134,27 @@ def extract(prompt: str, providers: Iterable[str] = (), fx: Mapping[str, float] 
         ex.assumptions.append(f"a per-GPU price limit times {count} GPU{'s' if count > 1 else ''} "
                               f"= {v['max_price_per_hour']:g} USD/h per instance")
     v.pop("_per_gpu", None)
+    ex.constraints = _validated(v, ex)
     ex.found = set(v)
-    ex.constraints = ChatConstraints.model_validate(v)
     ex.unparsed = [w for w in re.findall(r"[a-z][a-z0-9'-]+", t.s) if w not in W.STOPWORDS]
     return ex
+
+
+def _validated(v: dict, ex: Extraction) -> ChatConstraints:
+    """The constraints; a value out of the schema's range ("100 GPUs", "3 years") is dropped and reported as a
+    conflict, so the user is asked back instead of the request failing."""
+    while True:
+        try:
+            return ChatConstraints.model_validate(v)
+        except ValidationError as exc:
+            dropped = False
+            for err in exc.errors():
+                name = str(err["loc"][0]) if err["loc"] else ""
+                if name in v:
+                    ex.conflicts.append(f"{name.replace('_', ' ')} {v.pop(name)!r} is out of range ({err['msg']})")
+                    dropped = True
+            if not dropped:
+                raise
 
 
 def _budgets(t: _Text, v: dict, ex: Extraction, fx) -> None:

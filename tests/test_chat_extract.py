@@ -54,3 +54,22 @@ def test_lowercase_us_is_a_pronoun_not_a_country():
 def test_unknown_provider_words_are_not_read_as_providers():
     assert extract("H100 on coreweave", PROVIDERS).constraints.providers == []
     assert extract("H100 on runpod", ["aws"]).constraints.providers == []
+
+
+def test_out_of_range_values_become_conflicts_not_errors():
+    ex = extract("100x H100 for 2 years", PROVIDERS)
+    assert ex.constraints.set_fields() == {"gpu_type": "H100"}
+    assert [c.split(" is ")[0] for c in ex.conflicts] == ["gpu count 100", "duration hours 17520.0"]
+
+
+def test_never_raises_on_noise():
+    import random
+
+    rnd = random.Random(15)
+    words = [p for prompt, _ in CASES for p in prompt.split()] + ["$", "€", "x", "0", "-1", "1e9", "999999999",
+                                                                 "k", "%", "\u00a0", "🙂", "ñ", "/h", ",", "."]
+    for _ in range(1500):
+        prompt = " ".join(rnd.choice(words) for _ in range(rnd.randint(1, 14)))
+        prompt = "".join(c for c in prompt if rnd.random() > 0.05)  # drop characters: typos
+        if prompt.strip():
+            extract(prompt, PROVIDERS)
