@@ -17,6 +17,12 @@ from domain.chat import ChatRequest, ChatResponse
 from gateway.http import ApiError, error_body
 
 router = APIRouter(tags=["ai"])
+# One Server-Sent Event, as SSE-aware clients parse the stream; `data` is the event's JSON.
+_SSE_EVENT = {"type": "object", "required": ["event", "data"],
+              "properties": {"event": {"type": "string", "enum": ["result", "token", "done", "error"]},
+                             "data": {"type": "string", "description": "JSON: the answer without its summary "
+                                      "(result), {text} (token), {summary, engine, degraded, degraded_reason} "
+                                      "(done), the error format (error)"}}}
 _SSE_EXAMPLE = ('event: result\ndata: {"constraints":{...},"recommendations":[...],"engine":"local",...}\n\n'
                 'event: token\ndata: {"text":"Best match:"}\n\n'
                 'event: done\ndata: {"summary":"Best match: ...","engine":"local","degraded":false,'
@@ -36,7 +42,7 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
 
 @router.post("/ai/chat", summary="Ask for GPU recommendations in plain words", response_model=ChatResponse,
              responses={200: {"description": "JSON, or Server-Sent Events with stream=true",
-                              "content": {"text/event-stream": {"schema": {"type": "string"}, "example": _SSE_EXAMPLE}}},
+                              "content": {"text/event-stream": {"schema": _SSE_EVENT, "example": _SSE_EXAMPLE}}},
                         422: {"description": "empty or too long prompt, invalid constraints"},
                         503: {"description": "the offer search or the chat service is unavailable"}})
 async def chat(body: ChatRequest, request: Request):
