@@ -30,6 +30,7 @@ ROUTERS: list[str] = [
     "deployments.api_history:router",
     "deployments.api_search:router",
     "deployments.api_forecast:router",
+    "deployments.api_chat:router",
 ]
 
 

@@ -22,7 +22,7 @@ from gateway.ratelimit import EXEMPT
 DESCRIPTION = """GPU Broker: one search over the GPU offers of 24 clouds and marketplaces, normalized to one schema.
 
 What exists: marketplace search, export and offer detail; price history by GPU and time, and of one offer;
-price forecasts (`/predict`); provider sync health; accounts (organizations, login with optional TOTP, rotating refresh tokens);
+price forecasts (`/predict`); provider sync health; an AI chat that recommends real offers (`POST /ai/chat`, JSON or Server-Sent Events); accounts (organizations, login with optional TOTP, rotating refresh tokens);
 tenants, users and roles; the audit trail; GDPR export and erasure; liveness, readiness and metrics.
 Live price changes stream over a WebSocket (see the README and `gateway/PROTOCOL.md`).
 
@@ -36,6 +36,7 @@ TAGS = [
     {"name": "marketplace", "description": "Search the normalized GPU offers; export them; one offer in detail."},
     {"name": "history", "description": "Recorded price changes: statistics by GPU over time, and one offer's log."},
     {"name": "providers", "description": "Sync health of each provider adapter."},
+    {"name": "ai", "description": "AI chat: recommendations from real offers for a request in plain words."},
     {"name": "auth", "description": "Sign-up, login (with TOTP), refresh, logout, the caller's profile, API keys."},
     {"name": "admin", "description": "Tenants and plan limits, users and roles, the audit trail (by role)."},
     {"name": "gdpr", "description": "Export and erasure of the caller's personal data."},
