@@ -57,7 +57,7 @@ def test_openapi_parameters_inline_every_schema():
     assert params["gpu_type"]["explode"] is True and "explode" not in params["page"]
     assert params["page"] == {"name": "page", "in": "query", "required": False,
                               "schema": {"default": 1, "maximum": 100000, "minimum": 1, "type": "integer"},
-                              "description": "1-based page number"}
+                              "description": "1-based page number (instead of cursor)"}
     assert params["sort"]["schema"]["enum"] == ["price_asc", "price_desc", "price_per_gpu_asc", "updated_desc"]
     assert params["pricing"]["schema"]["items"]["enum"] == ["on_demand", "spot", "interruptible"]
     text = repr(params)

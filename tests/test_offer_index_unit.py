@@ -202,7 +202,9 @@ def test_items_page_json_and_csv_render_the_rows():
     by_id = {r[0]: r for r in rows}
     result = index.query(parse_query(""), Sort.price_desc, 2, 4)
     page = json.loads(index.page_json(result))
-    assert page == {"total": 12, "items": [_item(by_id[index.rows[int(i)][0]]) for i in result.rows]}
+    assert page == {"total": 12, "items": [_item(by_id[index.rows[int(i)][0]]) for i in result.rows],
+                    "next_cursor": None}
+    assert json.loads(index.page_json(result, "abc"))["next_cursor"] == "abc"
     assert list(page["items"][0]) == list(ITEM_FIELDS)
     index.prerender(0, 100)
     assert json.loads(index.item_json(int(result.rows[0]))) == page["items"][0]

@@ -8,6 +8,7 @@ import pytest
 
 from domain import gpu_alias
 from domain.offer_index import OfferIndex
+from domain.pagination import encode_cursor
 from domain.search import EXPORT_MAX_ROWS, ExportQuery, QueryError, Sort, parse_query, text_terms
 
 
@@ -30,12 +31,13 @@ _ONE_CHANGE = {
     "country": ("US", "DE"), "continent": ("EU", "NA"), "max_price": ("2.5", "3"), "max_price_per_gpu": ("1", "2"),
     "pricing": ("spot", "on_demand"), "availability": ("up", "down"), "min_vcpu": ("8", "16"),
     "min_memory_gb": ("64", "128"), "tags": ("nvlink", "ib"), "q": ("nvlink", "infiniband"),
-    "sort": ("price_desc", "updated_desc"), "page": ("2", "3"), "page_size": ("50", "100"),
+    "sort": ("price_desc", "updated_desc"), "page": ("2", "3"), "page_size": ("50", "100"), "limit": ("5", "7"),
+    "cursor": (encode_cursor({"o": 45}), encode_cursor({"o": 65})),  # offsets no page of 20 starts at
 }
 
 
 def test_cache_key_changes_with_any_one_parameter():
-    """Two queries that differ in one parameter must never share a cached page."""
+    """Two queries that differ in one parameter (and so ask for other rows) must never share a cached page."""
     from domain.search import SearchQuery
 
     assert set(_ONE_CHANGE) == set(SearchQuery.model_fields)  # a new parameter needs its line here
