@@ -138,16 +138,18 @@ def ray_session(settings):
 
     from cluster.ray_env import haproxy_dir, ray_env
 
-    os.environ.update(ray_env(settings))
-    # Ray's session folder (logs, sockets) inside the state dir, so it goes with it instead of piling up in /tmp/ray
-    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=f"gpubroker-{SESSION_TAG}",
-             _node_ip_address="127.0.0.1", log_to_driver=False, _temp_dir=str(settings.state_dir / "ray"))
-    yield ray
-    # ray.shutdown() ends the local cluster with every actor in it; serve.shutdown() would first wait
-    # up to 30 s for the controller.
-    ray.shutdown()
-    _kill_haproxy(settings.http_port)
-    shutil.rmtree(haproxy_dir(settings), ignore_errors=True)
+    os.environ.update(ray_env(settings))  # creates HAProxy's folder: removed below, also when Ray fails to start
+    try:
+        # Ray's session folder (logs, sockets) inside the state dir, so it goes with it instead of piling up in /tmp/ray
+        ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=f"gpubroker-{SESSION_TAG}",
+                 _node_ip_address="127.0.0.1", log_to_driver=False, _temp_dir=str(settings.state_dir / "ray"))
+        yield ray
+    finally:
+        # ray.shutdown() ends the local cluster with every actor in it; serve.shutdown() would first wait
+        # up to 30 s for the controller.
+        ray.shutdown()
+        _kill_haproxy(settings.http_port)
+        shutil.rmtree(haproxy_dir(settings), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
