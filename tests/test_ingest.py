@@ -98,6 +98,31 @@ async def test_changed_price_yields_one_history_row_and_one_message(ingestor, pg
     assert msgs[0].headers["Nats-Msg-Id"].startswith(settings.database_name + ":ph:")
 
 
+async def test_resync_changing_only_name_and_tags_updates_the_offer_without_history_or_message(ingestor, pg, settings,
+                                                                                                collect):
+    """Only a price or availability change is a price event: a renamed, re-tagged offer is updated in place."""
+    pid = _pid()
+    offers = _offers(pid, 5)
+    await ingestor.ingest(pid, offers)
+    target, other = offers[2], offers[4]
+    c = await collect(subject(settings, "prices", pid) + ".>")
+    renamed = [o.model_copy(update={"name": o.name + " (new name)", "tags": [*o.tags, "retagged"]})
+               if o.external_id == target.external_id else o for o in offers]
+    s = await ingestor.ingest(pid, renamed)
+    assert (s.inserted, s.updated, s.unchanged, s.deltas, s.published) == (0, 1, 4, 0, 0)
+    row = await pg.fetchrow("SELECT id, name, tags FROM offers WHERE provider_id=$1 AND external_id=$2",
+                            pid, target.external_id)
+    assert row["name"] == target.name + " (new name)" and "retagged" in row["tags"]
+    assert await pg.fetchval("SELECT count(*) FROM price_history WHERE offer_id=$1", row["id"]) == 1
+    # a price change afterwards: its message is the first one on the subject, so the rename sent none
+    repriced = [o.model_copy(update={"price_per_hour": o.price_per_hour + 1, "price_per_gpu_hour": None})
+                if o.external_id == other.external_id else o for o in renamed]
+    s = await ingestor.ingest(pid, [type(o).model_validate(o.model_dump()) for o in repriced])
+    assert (s.updated, s.deltas) == (1, 1)
+    first = (await c.settle(1))[0]
+    assert PriceUpdate.model_validate_json(first.data).external_id == other.external_id
+
+
 async def test_offers_missing_from_a_full_sync_go_down_once(ingestor, pg, settings, collect):
     pid = _pid()
     offers = _offers(pid, 6)

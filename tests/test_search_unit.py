@@ -8,6 +8,7 @@ import pytest
 
 from domain import gpu_alias
 from domain.offer_index import OfferIndex
+from domain.pagination import encode_cursor
 from domain.search import EXPORT_MAX_ROWS, ExportQuery, QueryError, Sort, parse_query, text_terms
 
 
@@ -21,6 +22,38 @@ def test_cache_key_ignores_spelling():
     b = parse_query("pricing=spot&gpu_type=L4&gpu_type=H100&max_price=2.5")
     assert a.cache_key() == b.cache_key()
     assert a.cache_key() != parse_query(b"gpu_type=H100,L4&max_price=2.5&pricing=spot&page=2").cache_key()
+
+
+# Two values of every query parameter, each different from the default.
+_ONE_CHANGE = {
+    "gpu_type": ("H100", "L4"), "gpu_count": ("1", "8"), "min_gpu_count": ("2", "4"),
+    "min_gpu_memory_gb": ("24", "80"), "provider": ("aws", "runpod"), "region": ("us-east-1", "us-west-2"),
+    "country": ("US", "DE"), "continent": ("EU", "NA"), "max_price": ("2.5", "3"), "max_price_per_gpu": ("1", "2"),
+    "pricing": ("spot", "on_demand"), "availability": ("up", "down"), "min_vcpu": ("8", "16"),
+    "min_memory_gb": ("64", "128"), "tags": ("nvlink", "ib"), "q": ("nvlink", "infiniband"),
+    "sort": ("price_desc", "updated_desc"), "page": ("2", "3"), "page_size": ("50", "100"), "limit": ("5", "7"),
+    "cursor": (encode_cursor({"o": 45}), encode_cursor({"o": 65})),  # offsets no page of 20 starts at
+}
+
+
+def test_cache_key_changes_with_any_one_parameter():
+    """Two queries that differ in one parameter (and so ask for other rows) must never share a cached page."""
+    from domain.search import SearchQuery
+
+    assert set(_ONE_CHANGE) == set(SearchQuery.model_fields)  # a new parameter needs its line here
+    base = b"gpu_type=A100&max_price=9"
+    keys = {parse_query(base).cache_key(): "base"}
+    for name, values in _ONE_CHANGE.items():
+        for v in values:
+            key = parse_query(_with(base, name, v)).cache_key()
+            assert key not in keys, (name, v, keys.get(key))
+            keys[key] = f"{name}={v}"
+
+
+def _with(base: bytes, name: str, value: str) -> bytes:
+    """`base` with one parameter set to `value` (replacing it when `base` already has it)."""
+    parts = [p for p in base.decode().split("&") if not p.startswith(name + "=")]
+    return "&".join(parts + [f"{name}={value}"]).encode()
 
 
 def test_query_errors_name_every_bad_field():

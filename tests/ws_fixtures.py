@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from decimal import Decimal
 
@@ -56,3 +57,14 @@ async def running_gateway(settings, **overrides):
     g = await PriceGateway(settings.with_overrides(**overrides), port=0).start()
     await asyncio.wait_for(g.feed.connected.wait(), 10)
     return g
+
+
+async def next_frame(ws, kind: str | None = None, timeout: float = 5.0) -> dict:
+    """The next frame a test is about, read from a raw connection: heartbeats (which the gateway sends on its own
+    schedule, and so may come before any answer) are skipped, and with `kind` every other type too."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        msg = json.loads(await asyncio.wait_for(ws.recv(), max(0.05, deadline - loop.time())))
+        if msg.get("type") != "heartbeat" and (kind is None or msg.get("type") == kind):
+            return msg
