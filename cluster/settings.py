@@ -67,6 +67,7 @@ class Settings(BaseModel):
     limiter_plan_ttl_s: float = Field(5.0, gt=0, le=300, description="how long a replica caches a tenant's plan limits")
     ws_heartbeat_s: float = Field(30.0, gt=0, le=3600, description="WebSocket gateway heartbeat frame interval")
     ws_ping_interval_s: float = Field(20.0, ge=0, le=3600, description="WS keepalive: a ping to every client each interval; one that sends nothing back before the next is closed with 1011 (0 = off)")
+    ws_session_recheck_s: float = Field(15.0, gt=0, le=3600, description="WS safety net: every open connection's session is checked again this often (revocation events close them at once)")
     ws_auth_timeout_s: float = Field(10.0, gt=0, le=300, description="time a WS client has to send its auth message")
     ws_batch_ms: float = Field(20.0, ge=0, le=1000, description="WS fan-out batch window: updates within it share one frame")
     ws_queue_max: int = Field(64, ge=1, le=100000, description="frames queued per slow WS client before it is told `lagged`")

@@ -16,10 +16,11 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cluster.audit import append_audit
+from cluster.repositories import users as users_repo
 from cluster.settings import Settings
 from domain.passwords import PasswordPolicy, WeakPassword
 from domain.permissions import P
-from gateway import mfa, sessions
+from gateway import live_sessions, mfa, sessions
 from gateway.authz import Principal, client_ip, require, token_service, user_agent
 from gateway.http import ApiError
 from gateway.secretbox import SecretBox
@@ -108,14 +109,21 @@ def _tokens(request: Request, user: Any, sid: str, refresh: str) -> dict[str, An
             "refresh_token": refresh, "refresh_expires_in": s.refresh_token_ttl_s}
 
 
-async def _start_session(request: Request, user: Any, how: str) -> dict[str, Any]:
+async def _start_session(request: Request, user_id: Any, how: str) -> dict[str, Any]:
+    """Mint a session from the user row as it is now, locked against a concurrent role change or erasure
+    (see `cluster.repositories.users`): the token never carries a role the user no longer has."""
     rt = request.app.state.runtime
     ip, ua = client_ip(request), user_agent(request)
     async with (await rt.get_pg()).acquire() as conn, conn.transaction():
+        user = await users_repo.lock_for_session(conn, user_id)
+        if user is None:
+            raise invalid_credentials()
         sid, refresh = await sessions.create_session(conn, rt.settings, user, ip, ua)
         await append_audit(conn, user["tenant_id"], user["id"], "auth.login", "session", sid, ip=ip,
                            user_agent=ua, details={"outcome": "success", "factor": how})
-    await sessions.publish_session(rt.redis, rt.settings, sid, user)
+    if not await live_sessions.publish_session(rt.redis, rt.settings, sid, user["id"], user["tenant_id"],
+                                               user["role"]):
+        raise ApiError(409, "conflict", "the account changed during login; log in again")
     return _tokens(request, user, sid, refresh)
 
 
@@ -167,7 +175,7 @@ async def login(body: LoginIn, request: Request) -> dict:
     if user["mfa_enabled"]:
         challenge = await sessions.new_challenge(rt.redis, s, user["id"])
         return {"mfa_required": True, "mfa_challenge": challenge, "expires_in": s.mfa_challenge_ttl_s}
-    return await _start_session(request, user, "password")
+    return await _start_session(request, user["id"], "password")
 
 
 @router.post("/login/mfa", summary="Second login step: the challenge plus a TOTP or recovery code")
@@ -189,7 +197,7 @@ async def login_mfa(body: MfaLoginIn, request: Request) -> dict:
         raise invalid_credentials()
     if not await sessions.consume_challenge(rt.redis, s, body.mfa_challenge):
         raise invalid_credentials()
-    return await _start_session(request, user, "totp" if body.code else "recovery_code")
+    return await _start_session(request, user["id"], "totp" if body.code else "recovery_code")
 
 
 @router.post("/refresh", summary="Exchange a refresh token for a new pair (the old one is spent)")
@@ -210,7 +218,7 @@ async def logout(request: Request, me: Principal = Depends(require(P.SELF))) -> 
         ids = await sessions.revoke_sessions(conn, reason="logout", session_id=me.session_id)
         await append_audit(conn, me.tenant_id, me.user_id, "auth.logout", "session", me.session_id,
                            ip=client_ip(request), user_agent=user_agent(request))
-    await sessions.unpublish(rt.redis, rt.settings, ids or [me.session_id])
+    await live_sessions.revoke(rt.redis, rt.settings, ids or [me.session_id])
     return Response(status_code=204)
 
 

@@ -23,7 +23,7 @@ from cluster.audit import append_audit, list_audit
 from cluster.db import run_transaction
 from domain.audit import now_utc
 from domain.permissions import P
-from gateway import mfa, sessions
+from gateway import live_sessions, mfa, sessions
 from gateway.authz import Principal, client_ip, require, user_agent
 from gateway.http import ApiError
 
@@ -115,5 +115,5 @@ async def erase(body: EraseIn, request: Request, me: Principal = Depends(require
         await conn.execute("UPDATE auth_sessions SET ip = NULL, user_agent = NULL WHERE user_id = $1", me.user_id)
         await append_audit(conn, me.tenant_id, me.user_id, "data.erased", "user", me.user_id,
                            details={"sessions_revoked": len(revoked), "retained": ["bookings", "invoices", "audit"]})
-    await sessions.unpublish(rt.redis, rt.settings, revoked + [me.session_id])
+    await live_sessions.revoke(rt.redis, rt.settings, revoked + [me.session_id])
     return {"status": "erased", "user_id": str(me.user_id)}

@@ -17,7 +17,7 @@ import asyncpg
 from cluster.audit import append_audit
 from cluster.settings import Settings
 from domain.audit import now_utc
-from gateway.authz import session_key, session_value
+from gateway.live_sessions import publish_session, revoke
 
 
 def sha256_hex(value: str) -> str:
@@ -40,12 +40,6 @@ async def create_session(conn: asyncpg.Connection, settings: Settings, user: Any
     await conn.execute("INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)",
                        sha256_hex(token), sid, exp)
     return str(sid), token
-
-
-async def publish_session(redis, settings: Settings, sid: str, user: Any) -> None:
-    """Make the session live for access tokens (after the commit that created it)."""
-    await redis.set(session_key(settings, sid), session_value(user["id"], user["tenant_id"], user["role"]),
-                    ex=settings.refresh_token_ttl_s)
 
 
 async def rotate(pool: asyncpg.Pool, redis, settings: Settings, token: str, ip: str | None,
@@ -81,26 +75,23 @@ async def rotate(pool: asyncpg.Pool, redis, settings: Settings, token: str, ip: 
                                    "VALUES ($1, $2, $3)", sha256_hex(successor), row["sid"], row["s_exp"])
                 await conn.execute("UPDATE auth_sessions SET last_used_at = $2 WHERE id = $1", row["sid"], now)
     if replayed is not None:
-        await redis.delete(session_key(settings, str(replayed["sid"])))
+        await revoke(redis, settings, [str(replayed["sid"])])
         raise InvalidRefresh()
-    await publish_session(redis, settings, str(row["sid"]), row)
+    # A role change or logout that committed after this rotation revoked the session: it stays ended.
+    if not await publish_session(redis, settings, str(row["sid"]), row["id"], row["tenant_id"], row["role"]):
+        raise InvalidRefresh()
     return row, str(row["sid"]), successor
 
 
 async def revoke_sessions(conn: asyncpg.Connection, *, reason: str, session_id: Any = None,
                           user_id: Any = None, tenant_id: Any = None) -> list[str]:
     """Revoke one session, a user's sessions or a tenant's sessions (in the caller's transaction).
-    Returns the revoked ids; the caller then calls `unpublish` after commit."""
+    Returns the revoked ids; the caller then calls `live_sessions.revoke` with them after commit."""
     rows = await conn.fetch(
         """UPDATE auth_sessions SET revoked_at = now(), revoke_reason = $4
            WHERE revoked_at IS NULL AND (id = $1::uuid OR user_id = $2::uuid OR tenant_id = $3::uuid) RETURNING id""",
         session_id, user_id, tenant_id, reason)
     return [str(r["id"]) for r in rows]
-
-
-async def unpublish(redis, settings: Settings, session_ids: list[str]) -> None:
-    if session_ids:
-        await redis.delete(*[session_key(settings, s) for s in session_ids])
 
 
 # --- MFA challenge between the two login steps (Redis, short-lived, bounded attempts) ---

@@ -2,8 +2,9 @@
 
 `PriceGateway` is one process's server. It follows the PRICES stream with an ordered consumer that it
 re-creates from its last stream sequence after a NATS outage, so nothing JetStream kept is skipped;
-it authenticates clients (JWT in the Authorization header or a first `auth` message), enforces the
-tenant `ws_limit` across processes through Redis, and hands updates to `Fanout`. Several processes
+it authenticates clients (JWT in the Authorization header or a first `auth` message) at the check HTTP
+shares (`gateway.live_sessions.authenticate_token`), closes streams whose session ends (`SessionWatch`),
+enforces the tenant `ws_limit` across processes through Redis, and hands updates to `Fanout`. Several processes
 can share one port (`reuse_port=True`): each follows the stream itself.
 """
 from __future__ import annotations
@@ -23,11 +24,13 @@ from websockets.exceptions import ConnectionClosed
 from cluster.logs import get_logger
 from cluster.settings import Settings
 from gateway import ws_metrics as m
+from gateway.live_sessions import SessionEnded, authenticate_token, check_session
 from gateway.tokens import TokenError, TokenService
 from gateway.ws_fanout import Client, Fanout
 from gateway.ws_filters import UpdateView
 from gateway.ws_jetstream import PriceFeed
 from gateway.ws_limits import ConnectionLimiter, TenantUnknown
+from gateway.ws_sessions import SessionWatch, close_ended
 from gateway.ws_protocol import (CLOSE_AUTH_TIMEOUT, CLOSE_FORBIDDEN, CLOSE_KEEPALIVE, CLOSE_TOKEN_EXPIRED,
                                  CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED, CLOSE_UNAVAILABLE, PING_FRAME, PROTOCOL_VERSION,
                                  AuthMsg, PingMsg, ProtocolError, SubscribeMsg, UnsubscribeMsg, control_frame, dumps,
@@ -79,6 +82,7 @@ class PriceGateway:
         self.feed = PriceFeed(settings, self._on_update)
         self.server: Server | None = None
         self.limiter: ConnectionLimiter | None = None
+        self.sessions: SessionWatch | None = None
         self._redis: Any = None
         self._pg: Any = None
         self._tasks: list[asyncio.Task] = []
@@ -98,6 +102,7 @@ class PriceGateway:
         self._redis = aioredis.Redis(connection_pool=pool)
         self._pg = await create_pool(s, min_size=1, max_size=2)
         self.limiter = ConnectionLimiter(s, self._redis, self._pg)
+        self.sessions = SessionWatch(s, self._redis, self._session_ended)
         await self.limiter.heartbeat()
         await self.feed.start()
         self.server = await serve(
@@ -108,7 +113,8 @@ class PriceGateway:
         if self.port == 0:
             self.port = next(iter(self.server.sockets)).getsockname()[1]
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._heartbeats()), loop.create_task(self._housekeeping())]
+        self._tasks = [loop.create_task(self._heartbeats()), loop.create_task(self._housekeeping()),
+                       loop.create_task(self.sessions.listen()), loop.create_task(self.sessions.recheck_forever())]
         if s.ws_ping_interval_s > 0:
             self._tasks.append(loop.create_task(self._keepalive()))
         log.info("ws gateway listening", extra={"host": s.ws_host, "port": self.port})
@@ -194,6 +200,12 @@ class PriceGateway:
                 c.ping_at = now
                 c.push(PING_FRAME, 0, 0, 0)
 
+    def _session_ended(self, client: Client, claims) -> None:
+        """Close a connection whose session ended (logout, erasure, role change...): 4401, final."""
+        m.WS_SESSION_ENDED.inc()
+        self._event(client.conn, "ws.disconnect", "revoked", claims, reason="session_ended")
+        asyncio.get_running_loop().create_task(close_ended(client.conn))
+
     @staticmethod
     async def _close_silent(conn: ServerConnection) -> None:
         try:
@@ -229,8 +241,9 @@ class PriceGateway:
                                "user_agent": (ua or "")[:200] or None, "target": "ws:prices",
                                "user_id": getattr(claims, "sub", None), "tenant_id": getattr(claims, "tenant_id", None)})
 
-    def _process_request(self, conn: ServerConnection, request) -> Any:
-        """A token in the Authorization header is checked before the upgrade: a bad one gets HTTP 401."""
+    async def _process_request(self, conn: ServerConnection, request) -> Any:
+        """A token in the Authorization header is checked before the upgrade: a bad one or an ended session
+        gets HTTP 401, an unreachable session store 503."""
         conn.gpb_claims = None  # type: ignore[attr-defined]
         header = request.headers.get("Authorization")
         if header is None:
@@ -239,11 +252,17 @@ class PriceGateway:
         try:
             if scheme.lower() != "bearer" or not token:
                 raise TokenError("expected `Authorization: Bearer <token>`")
-            conn.gpb_claims = self.tokens.verify(token.strip())  # type: ignore[attr-defined]
-        except TokenError:
-            m.WS_REFUSED.labels("token").inc()
-            self._event(conn, "ws.connect", "fail", reason="token")
-            return conn.respond(HTTPStatus.UNAUTHORIZED, "invalid or expired token\n")
+            conn.gpb_claims = await authenticate_token(  # type: ignore[attr-defined]
+                self.tokens, self._redis, self.settings, token.strip())
+        except TokenError as exc:
+            reason = "session" if isinstance(exc, SessionEnded) else "token"
+            m.WS_REFUSED.labels(reason).inc()
+            self._event(conn, "ws.connect", "fail", reason=reason)
+            return conn.respond(HTTPStatus.UNAUTHORIZED, "invalid or expired token, or session ended\n")
+        except Exception as exc:
+            log.warning("ws session check failed", extra={"error": str(exc)[:200]})
+            m.WS_REFUSED.labels("unavailable").inc()
+            return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "try again later\n")
         return None
 
     async def _authenticate(self, conn: ServerConnection):
@@ -261,11 +280,17 @@ class PriceGateway:
             msg = parse_client_message(raw)
             if not isinstance(msg, AuthMsg):
                 raise ProtocolError("unauthenticated", "first message must be {type: auth, token}")
-            return self.tokens.verify(msg.token)
-        except (ProtocolError, TokenError):
-            m.WS_REFUSED.labels("token").inc()
-            self._event(conn, "ws.connect", "fail", reason="token")
-            await conn.close(CLOSE_UNAUTHORIZED, "invalid or missing token")
+            return await authenticate_token(self.tokens, self._redis, self.settings, msg.token)
+        except (ProtocolError, TokenError) as exc:
+            reason = "session" if isinstance(exc, SessionEnded) else "token"
+            m.WS_REFUSED.labels(reason).inc()
+            self._event(conn, "ws.connect", "fail", reason=reason)
+            await conn.close(CLOSE_UNAUTHORIZED, "session ended" if reason == "session" else "invalid or missing token")
+            return None
+        except Exception as exc:  # the session store is unreachable
+            log.warning("ws session check failed", extra={"error": str(exc)[:200]})
+            m.WS_REFUSED.labels("unavailable").inc()
+            await conn.close(CLOSE_UNAVAILABLE, "try again later")
             return None
 
     async def _handler(self, conn: ServerConnection) -> None:
@@ -298,6 +323,7 @@ class PriceGateway:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.settings.ws_send_buffer)
         client = Client(conn, claims.tenant_id, claims.sub, self.settings.ws_queue_max, self.fanout)
         self.fanout.add(client)
+        self.sessions.track(client, claims)
         m.WS_CONNECTED.inc()
         self._event(conn, "ws.connect", "success", claims)
         expiry = _Expiry(self, client, claims)
@@ -312,6 +338,7 @@ class PriceGateway:
             pass
         finally:
             expiry.cancel()
+            self.sessions.forget(client)
             self.fanout.remove(client)
             m.WS_CONNECTED.dec()
             self._event(conn, "ws.disconnect", "success", claims)
@@ -349,21 +376,35 @@ class PriceGateway:
         """A fresh token on an open connection (before the old one expires) keeps the stream going. It must
         name the same user and tenant; a bad one is an error frame and the connection keeps its old token."""
         try:
-            claims = self.tokens.verify(msg.token)
+            claims = await authenticate_token(self.tokens, self._redis, self.settings, msg.token)
         except TokenError as exc:
             self._event(client.conn, "ws.reauth", "fail", reason="token")
             m.WS_REAUTH.labels("invalid").inc()
             raise ProtocolError("invalid_token", str(exc) or "invalid or expired token") from None
+        except Exception:
+            raise ProtocolError("unavailable", "the session store is unreachable; try again") from None
         if claims.tenant_id != client.tenant_id or claims.sub != client.subject:
             self._event(client.conn, "ws.reauth", "fail", claims, reason="token_mismatch")
             m.WS_REAUTH.labels("mismatch").inc()
             raise ProtocolError("token_mismatch", "a fresh token must be for the connection's user and tenant")
         expiry.reset(claims.exp)
+        self.sessions.track(client, claims)
         self._event(client.conn, "ws.reauth", "success", claims)
         m.WS_REAUTH.labels("ok").inc()
         await client.conn.send(dumps({"type": "authenticated", "token_expires_at": claims.exp}), text=True)
 
     async def _subscribe(self, client: Client, msg: SubscribeMsg) -> None:
+        claims = self.sessions.claims.get(client)
+        if claims is None:
+            return  # its session ended: the connection is being closed
+        try:
+            await check_session(self._redis, self.settings, claims)
+        except SessionEnded:
+            self.sessions.forget(client)
+            self._session_ended(client, claims)
+            return
+        except Exception:
+            raise ProtocolError("unavailable", "the session store is unreachable; try again") from None
         if msg.id not in client.subs and len(client.subs) >= self.settings.ws_max_subscriptions:
             raise ProtocolError("too_many_subscriptions", f"at most {self.settings.ws_max_subscriptions}")
         compiled = msg.filter.compiled()
