@@ -4,7 +4,8 @@ Registration model: `POST /auth/register` is self-service sign-up of an ORGANIZA
 tenant (free plan) and its first user, who becomes that tenant's `admin`. Everyone else joins a tenant
 by being created by its admin (`POST /admin/users`), within the tenant's seats. Any invalid credential
 answers the same 401 ("invalid credentials"), whether the email, the password or the second factor was
-wrong; repeated failures answer 429 with Retry-After per account and per client IP.
+wrong; repeated failures (wrong passwords and wrong second factors alike) answer 429 with Retry-After,
+counted per account and real client address (`gateway.login_throttle`).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from cluster.repositories import users as users_repo
 from cluster.settings import Settings
 from domain.passwords import PasswordPolicy, WeakPassword
 from domain.permissions import P
-from gateway import live_sessions, mfa, sessions
+from gateway import live_sessions, login_throttle, mfa, sessions
 from gateway.authz import Principal, client_ip, require, token_service, user_agent
 from gateway.http import ApiError
 from gateway.secretbox import SecretBox
@@ -127,6 +128,12 @@ async def _start_session(request: Request, user_id: Any, how: str) -> dict[str, 
     return _tokens(request, user, sid, refresh)
 
 
+async def _not_throttled(redis, settings: Settings, email: str, ip: str | None) -> None:
+    wait = await login_throttle.throttled_for(redis, settings, email, ip)
+    if wait:
+        raise ApiError(429, "rate_limited", "too many failed logins; try later", headers={"Retry-After": str(wait)})
+
+
 @router.post("/register", status_code=201, summary="Sign up an organization: new tenant + its admin")
 async def register(body: RegisterIn, request: Request) -> dict:
     rt = request.app.state.runtime
@@ -152,9 +159,7 @@ async def login(body: LoginIn, request: Request) -> dict:
     rt = request.app.state.runtime
     s: Settings = rt.settings
     ip = client_ip(request)
-    wait = await sessions.throttled_for(rt.redis, s, body.email, ip)
-    if wait:
-        raise ApiError(429, "rate_limited", "too many failed logins; try later", headers={"Retry-After": str(wait)})
+    await _not_throttled(rt.redis, s, body.email, ip)
     pool = await rt.get_pg()
     user = await pool.fetchrow(
         """SELECT u.* FROM users u JOIN tenants t ON t.id = u.tenant_id
@@ -162,19 +167,19 @@ async def login(body: LoginIn, request: Request) -> dict:
     stored = user["password_hash"] if user is not None else _dummy_hash(request.app.state)
     ok = await asyncio.to_thread(policy(s).verify, stored, body.password)
     if user is None or not ok:
-        await sessions.record_failure(rt.redis, s, body.email, ip)
+        await login_throttle.record_failure(rt.redis, s, body.email, ip)
         if user is not None:
             async with pool.acquire() as conn, conn.transaction():
                 await append_audit(conn, user["tenant_id"], user["id"], "auth.login_failed", "user", user["id"],
                                    ip=ip, user_agent=user_agent(request), details={"outcome": "fail"})
         raise invalid_credentials()
-    await sessions.clear_failures(rt.redis, s, body.email)
     if policy(s).needs_rehash(user["password_hash"]):
         await pool.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user["id"],
                            await hash_password(s, body.password))
-    if user["mfa_enabled"]:
+    if user["mfa_enabled"]:  # the failure count stays: the second factor is still owed
         challenge = await sessions.new_challenge(rt.redis, s, user["id"])
         return {"mfa_required": True, "mfa_challenge": challenge, "expires_in": s.mfa_challenge_ttl_s}
+    await login_throttle.clear_failures(rt.redis, s, body.email, ip)
     return await _start_session(request, user["id"], "password")
 
 
@@ -185,18 +190,24 @@ async def login_mfa(body: MfaLoginIn, request: Request) -> dict:
     user_id = await sessions.challenge_user(rt.redis, s, body.mfa_challenge)
     if user_id is None:
         raise invalid_credentials()
+    ip = client_ip(request)
     pool = await rt.get_pg()
-    async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn:
         user = await conn.fetchrow("SELECT * FROM users WHERE id = $1 AND deleted_at IS NULL AND mfa_enabled",
                                    user_id)
-        ok = user is not None and (
-            await mfa.verify_code(conn, secret_box(request.app.state), user["id"], body.code) if body.code
-            else await mfa.use_recovery_code(conn, user["id"], body.recovery_code))
+        if user is None:
+            raise invalid_credentials()
+        await _not_throttled(rt.redis, s, user["email"], ip)  # code guesses share the password budget
+        async with conn.transaction():
+            ok = (await mfa.verify_code(conn, secret_box(request.app.state), user["id"], body.code) if body.code
+                  else await mfa.use_recovery_code(conn, user["id"], body.recovery_code))
     if not ok:
         await sessions.challenge_failed(rt.redis, s, body.mfa_challenge)
+        await login_throttle.record_failure(rt.redis, s, user["email"], ip)
         raise invalid_credentials()
     if not await sessions.consume_challenge(rt.redis, s, body.mfa_challenge):
         raise invalid_credentials()
+    await login_throttle.clear_failures(rt.redis, s, user["email"], ip)
     return await _start_session(request, user["id"], "totp" if body.code else "recovery_code")
 
 

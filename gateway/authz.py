@@ -23,6 +23,7 @@ from fastapi import Request
 
 from cluster.settings import Settings
 from domain.permissions import P, allowed
+from gateway.client_address import scope_client
 from gateway.http import ApiError
 from gateway.live_sessions import SessionEnded, authenticate_token
 from gateway.tokens import TokenError, TokenService
@@ -94,7 +95,8 @@ def require(permission: P) -> Callable:
 
 
 def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The real client address (X-Forwarded-For from trusted proxies; see `gateway.client_address`)."""
+    return scope_client(request.scope, request.app.state.settings.trusted_proxies)
 
 
 def user_agent(request: Request) -> str | None:

@@ -9,7 +9,8 @@ reached, a local bucket with the tenant's limits answers instead.
 
 Every limited response carries `X-RateLimit-Limit` (requests/s) and `X-RateLimit-Remaining` (tokens this
 replica knows to be left); 429 answers add `Retry-After` (whole seconds) in the error format.
-Unauthenticated requests are limited per client IP by a bucket in each replica.
+Unauthenticated requests are limited per client address (the real one, `gateway.client_address`; IPv6
+per /64) by a bucket in each replica.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cluster.logs import get_logger
 from domain.ratelimit import TokenBucket, retry_after_header
 from gateway.authz import bearer_token, token_service
+from gateway.client_address import scope_client, throttle_key
 from gateway.http import error_body
 from gateway.tokens import TokenError
 
@@ -240,8 +242,7 @@ class RateLimitMiddleware:
                     return d
             except TokenError:
                 pass  # an invalid token is limited per IP; the route answers 401
-        client = scope.get("client")
-        return self.limiter.check_ip(client[0] if client else "-", now)
+        return self.limiter.check_ip(throttle_key(scope_client(scope, self.state.settings.trusted_proxies)), now)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.state.settings.rate_limit_enabled or \

@@ -1,4 +1,4 @@
-"""Login sessions: rotating refresh tokens (one family per session), MFA challenges, login throttling.
+"""Login sessions: rotating refresh tokens (one family per session), MFA challenges.
 
 A refresh token is 256 random bits shown once; PostgreSQL keeps its SHA-256. Each use marks it used and
 issues its successor in the same session. Presenting a token that was already used means it was copied:
@@ -131,35 +131,3 @@ async def challenge_failed(redis, settings: Settings, challenge: str) -> None:
 async def consume_challenge(redis, settings: Settings, challenge: str) -> bool:
     """Single use: True only for the caller that deleted it."""
     return bool(await redis.delete(_challenge_key(settings, challenge)))
-
-
-# --- failed-login throttling, per account and per client IP ---
-def _throttle_keys(settings: Settings, email: str, ip: str | None) -> tuple[str, str]:
-    p = settings.redis_prefix
-    return f"{p}auth:fail:acct:{sha256_hex(email.strip().lower())}", f"{p}auth:fail:ip:{ip or '-'}"
-
-
-async def throttled_for(redis, settings: Settings, email: str, ip: str | None) -> int:
-    """Seconds the caller must wait (0 when not throttled)."""
-    acct, ipk = _throttle_keys(settings, email, ip)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.get(acct).ttl(acct).get(ipk).ttl(ipk)
-        a, a_ttl, i, i_ttl = await pipe.execute()
-    wait = 0
-    if a is not None and int(a) >= settings.login_max_failures_account:
-        wait = max(wait, a_ttl)
-    if i is not None and int(i) >= settings.login_max_failures_ip:
-        wait = max(wait, i_ttl)
-    return max(0, wait)
-
-
-async def record_failure(redis, settings: Settings, email: str, ip: str | None) -> None:
-    acct, ipk = _throttle_keys(settings, email, ip)
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.incr(acct).expire(acct, settings.login_window_s, nx=True)
-        pipe.incr(ipk).expire(ipk, settings.login_window_s, nx=True)
-        await pipe.execute()
-
-
-async def clear_failures(redis, settings: Settings, email: str) -> None:
-    await redis.delete(_throttle_keys(settings, email, None)[0])

@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from cluster.logs import get_logger
 from cluster.settings import Settings
 from gateway import ws_metrics as m
+from gateway.client_address import real_client
 from gateway.live_sessions import SessionEnded, authenticate_token, check_session
 from gateway.tokens import TokenError, TokenService
 from gateway.ws_fanout import Client, Fanout
@@ -233,8 +234,10 @@ class PriceGateway:
     def _event(self, conn: ServerConnection, event: str, outcome: str, claims=None, reason: str | None = None) -> None:
         """One security log line per connection event (SEC-LOG-REQ-1): who, what, outcome, source; no PII."""
         try:
-            ip = conn.remote_address[0] if conn.remote_address else None
-            ua = conn.request.headers.get("User-Agent") if conn.request is not None else None
+            headers = conn.request.headers if conn.request is not None else None
+            ip = real_client(conn.remote_address[0] if conn.remote_address else None,
+                             headers.get_all("X-Forwarded-For") if headers else (), self.settings.trusted_proxies)
+            ua = headers.get("User-Agent") if headers else None
         except Exception:  # a connection torn down mid-handshake
             ip, ua = None, None
         log.info(event, extra={"event": event, "outcome": outcome, "reason": reason, "source_ip": ip,
