@@ -31,8 +31,8 @@ from gateway.ws_fanout import Client, Fanout
 from gateway.ws_filters import UpdateView
 from gateway.ws_jetstream import PriceFeed
 from gateway.ws_limits import ConnectionLimiter, TenantUnknown
-from gateway.ws_sessions import SessionWatch, close_ended
-from gateway.ws_protocol import (CLOSE_AUTH_TIMEOUT, CLOSE_FORBIDDEN, CLOSE_KEEPALIVE, CLOSE_TOKEN_EXPIRED,
+from gateway.ws_sessions import SessionWatch, TokenExpiry, close_ended
+from gateway.ws_protocol import (CLOSE_AUTH_TIMEOUT, CLOSE_FORBIDDEN, CLOSE_KEEPALIVE,
                                  CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED, CLOSE_UNAVAILABLE, PING_FRAME, PROTOCOL_VERSION,
                                  AuthMsg, PingMsg, ProtocolError, SubscribeMsg, UnsubscribeMsg, control_frame, dumps,
                                  error_obj, parse_client_message, prices_payload, update_json)
@@ -329,7 +329,7 @@ class PriceGateway:
         self.sessions.track(client, claims)
         m.WS_CONNECTED.inc()
         self._event(conn, "ws.connect", "success", claims)
-        expiry = _Expiry(self, client, claims)
+        expiry = TokenExpiry(self, client, claims)
         try:
             await conn.send(dumps({"type": "welcome", "version": PROTOCOL_VERSION, "seq": self.feed.last_seq,
                                    "heartbeat_s": self.settings.ws_heartbeat_s,
@@ -351,7 +351,7 @@ class PriceGateway:
                 log.warning("ws slot release failed (healed by the next sync)",
                             extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
 
-    async def _on_client_message(self, client: Client, raw: str | bytes, expiry: "_Expiry | None" = None) -> None:
+    async def _on_client_message(self, client: Client, raw: str | bytes, expiry: "TokenExpiry | None" = None) -> None:
         conn = client.conn
         try:
             msg = parse_client_message(raw)
@@ -375,7 +375,7 @@ class PriceGateway:
             m.WS_PROTOCOL_ERRORS.inc()
             await conn.send(dumps(error_obj(exc.code, exc.message, exc.details)), text=True)
 
-    async def _reauthenticate(self, client: Client, msg: AuthMsg, expiry: "_Expiry") -> None:
+    async def _reauthenticate(self, client: Client, msg: AuthMsg, expiry: "TokenExpiry") -> None:
         """A fresh token on an open connection (before the old one expires) keeps the stream going. It must
         name the same user and tenant; a bad one is an error frame and the connection keeps its old token."""
         try:
@@ -464,43 +464,6 @@ class PriceGateway:
             m.WS_REPLAYED.labels(source).inc(len(out))
         await client.conn.send(dumps({"type": "replayed", "id": sub_id, "from_seq": start, "to_seq": upto,
                                       "count": len(out), "truncated": truncated}), text=True)
-
-
-class _Expiry:
-    """Closes a connection when its token expires (4440), unless a fresh `auth` message moved the deadline:
-    a long-lived stream is never more trusted than the token that opened it."""
-
-    def __init__(self, gateway: PriceGateway, client: Client, claims):
-        self.gateway, self.client = gateway, client
-        self.claims = claims
-        self.handle: asyncio.TimerHandle | None = None
-        self.reset(claims.exp)
-
-    def reset(self, exp: int) -> None:
-        self.cancel()
-        loop = asyncio.get_running_loop()
-        self.handle = loop.call_at(loop.time() + max(0.0, exp - time.time()), self._fire)
-
-    def cancel(self) -> None:
-        if self.handle is not None:
-            self.handle.cancel()
-            self.handle = None
-
-    def _fire(self) -> None:
-        self.handle = None
-        asyncio.get_running_loop().create_task(self._close())
-
-    async def _close(self) -> None:
-        conn = self.client.conn
-        m.WS_TOKEN_EXPIRED.inc()
-        self.gateway._event(conn, "ws.disconnect", "expired", self.claims, reason="token_expired")
-        try:
-            await conn.send(dumps(error_obj("token_expired", "the connection's token expired; reconnect with a "
-                                            "fresh token, or send {type: auth, token} before it expires")),
-                            text=True)
-        except ConnectionClosed:
-            return
-        await conn.close(CLOSE_TOKEN_EXPIRED, "token expired")
 
 
 async def run_forever(settings: Settings, reuse_port: bool = False) -> None:

@@ -1,4 +1,5 @@
-"""Open streams follow their sessions: a connection whose session ends is closed with 4401 within moments.
+"""Open streams follow their tokens and sessions: closed with 4401 within moments of the session's end, and
+with 4440 when the token expires without a fresh one (`TokenExpiry`).
 
 Tokens are checked at `gateway.live_sessions.authenticate_token` when a connection opens, re-authenticates
 or subscribes. While it stays open, `SessionWatch` ends it when its session does: at once on a revocation
@@ -11,13 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any, Callable
+
+from websockets.exceptions import ConnectionClosed
 
 from cluster.logs import get_logger
 from cluster.settings import Settings
 from gateway.live_sessions import ended_sessions, revocation_channel
 from gateway.tokens import Claims
-from gateway.ws_protocol import CLOSE_UNAUTHORIZED, dumps, error_obj
+from gateway import ws_metrics as m
+from gateway.ws_protocol import CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHORIZED, dumps, error_obj
 
 log = get_logger("ws.sessions")
 
@@ -96,3 +101,40 @@ async def close_ended(conn: Any) -> None:
     finally:
         if conn.transport is not None and not conn.transport.is_closing():
             conn.transport.abort()
+
+
+class TokenExpiry:
+    """Closes a connection when its token expires (4440), unless a fresh `auth` message moved the deadline:
+    a long-lived stream is never more trusted than the token that opened it."""
+
+    def __init__(self, gateway: Any, client: Any, claims: Claims):
+        self.gateway, self.client = gateway, client
+        self.claims = claims
+        self.handle: asyncio.TimerHandle | None = None
+        self.reset(claims.exp)
+
+    def reset(self, exp: int) -> None:
+        self.cancel()
+        loop = asyncio.get_running_loop()
+        self.handle = loop.call_at(loop.time() + max(0.0, exp - time.time()), self._fire)
+
+    def cancel(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+    def _fire(self) -> None:
+        self.handle = None
+        asyncio.get_running_loop().create_task(self._close())
+
+    async def _close(self) -> None:
+        conn = self.client.conn
+        m.WS_TOKEN_EXPIRED.inc()
+        self.gateway._event(conn, "ws.disconnect", "expired", self.claims, reason="token_expired")
+        try:
+            await conn.send(dumps(error_obj("token_expired", "the connection's token expired; reconnect with a "
+                                            "fresh token, or send {type: auth, token} before it expires")),
+                            text=True)
+        except ConnectionClosed:
+            return
+        await conn.close(CLOSE_TOKEN_EXPIRED, "token expired")
