@@ -82,9 +82,13 @@ async def test_forged_forwarded_for_buys_no_fresh_budget(serve_app, settings):
 async def test_anonymous_rate_limit_is_per_real_address(serve_app, settings):
     """Two remote addresses have two anonymous buckets: a burst from one leaves the other's full."""
     async with from_address(serve_app, "127.0.0.5") as busy, from_address(serve_app, "127.0.0.6") as other:
-        burst = [busy.post("/auth/refresh", json={}) for _ in range(80)]
-        rs = await asyncio.gather(*burst, other.post("/auth/refresh", json={}))
-    assert {r.status_code for r in rs} == {422}, {r.status_code for r in rs}
-    busy_left = min(int(r.headers["X-RateLimit-Remaining"]) for r in rs[:-1])
+        for _ in range(5):  # bounded: a loaded machine may serve one round slower than the bucket refills
+            burst = [busy.post("/auth/refresh", json={}) for _ in range(80)]
+            rs = await asyncio.gather(*burst, other.post("/auth/refresh", json={}))
+            assert {r.status_code for r in rs} <= {422, 429}, {r.status_code for r in rs}
+            busy_left = min(int(r.headers["X-RateLimit-Remaining"]) for r in rs[:-1])
+            if busy_left <= settings.anon_rate_limit_burst - 5:
+                break
     assert busy_left <= settings.anon_rate_limit_burst - 5  # the burst drew on its bucket
+    assert rs[-1].status_code == 422
     assert int(rs[-1].headers["X-RateLimit-Remaining"]) >= settings.anon_rate_limit_burst - 2
