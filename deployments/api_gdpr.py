@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cluster.audit import append_audit, list_audit
 from cluster.db import run_transaction
+from domain.api import DataExport, Erased
 from domain.audit import now_utc
 from domain.permissions import P
 from gateway import live_sessions, mfa, sessions
@@ -49,7 +50,8 @@ def _rows(rows) -> list[dict[str, Any]]:
     return [{k: _json(v) for k, v in dict(r).items()} for r in rows]
 
 
-@router.get("/data-request", summary="Export all personal data of the caller as one JSON document")
+@router.get("/data-request", summary="Export all personal data of the caller as one JSON document",
+            response_model=DataExport)
 async def export(request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
     ip, ua = client_ip(request), user_agent(request)
 
@@ -96,7 +98,8 @@ async def export(request: Request, me: Principal = Depends(require(P.SELF))) -> 
     }
 
 
-@router.post("/data-request/delete", summary="Erase the caller's personal data (pseudonymize; ends every session)")
+@router.post("/data-request/delete", summary="Erase the caller's personal data (pseudonymize; ends every session)",
+             response_model=Erased, responses={409: {"description": "the tenant's last admin must first assign another"}})
 async def erase(body: EraseIn, request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
     rt = request.app.state.runtime
     async with (await rt.get_pg()).acquire() as conn, conn.transaction():

@@ -22,6 +22,7 @@ from uuid import UUID
 from fastapi import Request
 
 from cluster.settings import Settings
+from domain.api_keys import is_api_key
 from domain.permissions import P, allowed
 from gateway.client_address import scope_client
 from gateway.http import ApiError
@@ -69,13 +70,15 @@ async def authenticate(request: Request) -> Principal:
         raise unauthorized()
     settings: Settings = request.app.state.settings
     verified = (request.scope.get("state") or {}).get("auth_claims")  # the rate limiter verified it already
+    rt = request.app.state.runtime
     try:
-        claims = await authenticate_token(token_service(request.app.state), request.app.state.runtime.redis,
-                                          settings, token, verified)
+        claims = await authenticate_token(token_service(request.app.state), rt.redis, settings, token, verified,
+                                          get_pg=rt.get_pg)
     except SessionEnded as exc:
         raise unauthorized(str(exc)) from None
     except TokenError:
-        raise unauthorized("invalid or expired token") from None
+        raise unauthorized("invalid, expired or revoked API key" if is_api_key(token)
+                           else "invalid or expired token") from None
     except Exception:
         raise ApiError(503, "unavailable", "session store unavailable") from None
     return Principal(UUID(claims.sub), UUID(claims.tenant_id), claims.role, claims.extra["sid"], claims.jti)

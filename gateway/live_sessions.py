@@ -15,10 +15,11 @@ the revoking transaction ended it. Every revocation is also announced on the pub
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 from uuid import UUID
 
 from cluster.settings import Settings
+from domain.api_keys import is_api_key
 from gateway.tokens import Claims, TokenError, TokenService
 
 REVOKED = "revoked"
@@ -85,11 +86,19 @@ async def ended_sessions(redis: Any, settings: Settings, claims: Iterable[Claims
 
 
 async def authenticate_token(tokens: TokenService, redis: Any, settings: Settings, token: str,
-                             verified: Claims | None = None) -> Claims:
-    """THE check of a bearer token, shared by every HTTP route and the WebSocket stream: the token is
-    valid (`access_claims`) and its session live with the token's role (`check_session`). Raises
-    TokenError (SessionEnded for an ended session); Redis errors propagate. New credential kinds
-    (API keys) belong here, so that HTTP and the stream keep deciding alike."""
+                             verified: Claims | None = None, *,
+                             get_pg: Callable[[], Awaitable[Any]] | None = None) -> Claims:
+    """THE check of a bearer credential, shared by every HTTP route and the WebSocket stream.
+
+    An access token: valid (`access_claims`) and its session live with the token's role (`check_session`).
+    An API key (`gpb_...`, when `get_pg` gives the PostgreSQL pool): `gateway.api_keys.authenticate`,
+    whose Claims carry `sid = key:<id>` with a live entry under the same key scheme, so the session
+    watchers treat it alike. Raises TokenError (SessionEnded for an ended session); Redis and PostgreSQL
+    errors propagate. New credential kinds belong here, so that HTTP and the stream keep deciding alike."""
+    if get_pg is not None and is_api_key(token):
+        from gateway import api_keys
+
+        return await api_keys.authenticate(redis, get_pg, settings, token)
     claims = access_claims(tokens, token, verified)
     await check_session(redis, settings, claims)
     return claims

@@ -138,6 +138,9 @@ class PriceGateway:
         if self._pg is not None:
             await self._pg.close()
 
+    async def _get_pg(self) -> Any:
+        return self._pg  # API keys not cached in Redis are looked up in PostgreSQL
+
     def stats(self) -> dict[str, Any]:
         return {"port": self.port, "clients": len(self.fanout.clients), "groups": len(self.fanout.groups),
                 "last_seq": self.feed.last_seq, "lagged": self.fanout.lagged_events, **self.stats_counts}
@@ -256,7 +259,7 @@ class PriceGateway:
             if scheme.lower() != "bearer" or not token:
                 raise TokenError("expected `Authorization: Bearer <token>`")
             conn.gpb_claims = await authenticate_token(  # type: ignore[attr-defined]
-                self.tokens, self._redis, self.settings, token.strip())
+                self.tokens, self._redis, self.settings, token.strip(), get_pg=self._get_pg)
         except TokenError as exc:
             reason = "session" if isinstance(exc, SessionEnded) else "token"
             m.WS_REFUSED.labels(reason).inc()
@@ -283,7 +286,7 @@ class PriceGateway:
             msg = parse_client_message(raw)
             if not isinstance(msg, AuthMsg):
                 raise ProtocolError("unauthenticated", "first message must be {type: auth, token}")
-            return await authenticate_token(self.tokens, self._redis, self.settings, msg.token)
+            return await authenticate_token(self.tokens, self._redis, self.settings, msg.token, get_pg=self._get_pg)
         except (ProtocolError, TokenError) as exc:
             reason = "session" if isinstance(exc, SessionEnded) else "token"
             m.WS_REFUSED.labels(reason).inc()
@@ -379,7 +382,7 @@ class PriceGateway:
         """A fresh token on an open connection (before the old one expires) keeps the stream going. It must
         name the same user and tenant; a bad one is an error frame and the connection keeps its old token."""
         try:
-            claims = await authenticate_token(self.tokens, self._redis, self.settings, msg.token)
+            claims = await authenticate_token(self.tokens, self._redis, self.settings, msg.token, get_pg=self._get_pg)
         except TokenError as exc:
             self._event(client.conn, "ws.reauth", "fail", reason="token")
             m.WS_REAUTH.labels("invalid").inc()

@@ -29,8 +29,8 @@ async def test_login_racing_a_demotion_never_keeps_admin(http, pg):
         log_in, changed = await asyncio.gather(
             http.post("/auth/login", json={"email": x.email, "password": PASSWORD}), demote(i * 0.025 / 11))
         statuses.append((log_in.status_code, changed.status_code))
-        assert changed.status_code == 200, changed.text
-        assert log_in.status_code in (200, 409), log_in.text
+        assert changed.status_code == 200, (i, changed.text)
+        assert log_in.status_code in (200, 409), (i, log_in.text)
         if log_in.status_code == 200:
             h = {"Authorization": f"Bearer {log_in.json()['access_token']}"}
             r = await http.get("/admin/users", headers=h)
@@ -133,5 +133,18 @@ async def test_missed_revocation_event_is_caught_by_the_recheck(http, gw, redis_
         await ws2.send(json.dumps({"type": "subscribe", "id": "t", "filter": {}}))
         code, frames = await _closed_with(ws2)
         assert code == CLOSE_UNAUTHORIZED and not [f for f in frames if f["type"] == "subscribed"]
+    finally:
+        await ws.close()
+
+
+async def test_api_key_opens_a_stream_until_it_is_revoked(http, gw):
+    """An API key passes the same check on the stream as on HTTP, and its revocation closes the stream."""
+    a = await signup(http, "ws-key")
+    created = (await http.post("/auth/api-keys", json={"name": "stream", "role": "user"}, headers=a.h)).json()
+    ws = await _open(gw, created["key"])
+    try:
+        assert (await http.delete(f"/auth/api-keys/{created['id']}", headers=a.h)).status_code == 204
+        assert (await _closed_with(ws))[0] == CLOSE_UNAUTHORIZED
+        await _refused(gw, created["key"])
     finally:
         await ws.close()
