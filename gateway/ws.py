@@ -409,8 +409,8 @@ class PriceGateway:
             self.sessions.forget(client)
             self._session_ended(client, claims)
             return
-        except Exception:
-            raise ProtocolError("unavailable", "the session store is unreachable; try again") from None
+        except Exception as exc:  # an authenticated connection keeps working; the session watch rechecks it
+            log.warning("ws subscribe: session store unreachable", extra={"error": str(exc)[:200]})
         if msg.id not in client.subs and len(client.subs) >= self.settings.ws_max_subscriptions:
             raise ProtocolError("too_many_subscriptions", f"at most {self.settings.ws_max_subscriptions}")
         compiled = msg.filter.compiled()
