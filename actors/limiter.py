@@ -48,14 +48,10 @@ class TenantLimiter:
         `wait_s` says how long until a whole batch can be."""
         now = time.monotonic()
         b = self._bucket(tenant_id, rate, burst, now)
-        b.refill(now)
-        before = b.tokens
-        granted = max(0, min(int(want), int(before + debt_cap)))
-        b.tokens -= granted
+        got = b.lease(now, want, debt_cap)
         self.leases[tenant_id] = self.leases.get(tenant_id, 0) + 1
-        self.granted[tenant_id] = self.granted.get(tenant_id, 0) + granted
-        wait_s = 0.0 if granted else (want - (before + debt_cap)) / b.rate
-        return {"granted": granted, "before": before, "rate": b.rate, "wait_s": max(0.0, wait_s)}
+        self.granted[tenant_id] = self.granted.get(tenant_id, 0) + got.granted
+        return {"granted": got.granted, "before": got.before, "rate": b.rate, "wait_s": got.wait_s}
 
     async def configure(self, tenant_id: str, rate: float, burst: int) -> None:
         """Apply new plan limits at once (tokens above the new burst are dropped)."""

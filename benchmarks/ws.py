@@ -128,7 +128,12 @@ async def setup(settings) -> str:
     import nats
 
     from cluster.db import migrate
+    import uuid
+
+    import redis.asyncio as aioredis
+
     from cluster.messaging import ensure_streams
+    from gateway.live_sessions import publish_session
     from gateway.tokens import TokenService
 
     await migrate(settings)
@@ -139,7 +144,11 @@ async def setup(settings) -> str:
     nc = await nats.connect(settings.nats_url)
     await ensure_streams(settings, nc.jetstream())
     await nc.close()
-    return TokenService(settings).issue("bench", "user", str(tid), ttl_s=3600)
+    user, sid = str(uuid.uuid4()), str(uuid.uuid4())  # the gateway accepts tokens of live sessions only
+    r = aioredis.from_url(settings.redis_url)
+    await publish_session(r, settings, sid, user, tid, "user")
+    await r.aclose()
+    return TokenService(settings).issue(user, "user", str(tid), ttl_s=3600, typ="access", sid=sid)
 
 
 async def teardown(settings) -> None:

@@ -4,9 +4,12 @@
         ...the change...
         await append_audit(conn, tenant_id, user_id, "booking.created", "booking", booking_id, details={...})
 
-Appends to one tenant's chain are serialized with a transaction-scoped advisory lock, so two concurrent
-transactions never link to the same predecessor; the lock is released at commit or rollback.
-Never put emails, passwords, tokens or secrets in `details`.
+Appends to one chain are serialized by a row lock on the chain's head (`audit_chain_heads`), held until
+commit or rollback, so two transactions never link to the same predecessor under any isolation level:
+READ COMMITTED waits for the head; REPEATABLE READ and SERIALIZABLE transactions whose snapshot predates
+the head raise `asyncpg.SerializationError` instead of linking to a stale one. Run such transactions
+through `cluster.db.run_transaction`, which retries them. Never put emails, passwords, tokens or secrets
+in `details`.
 """
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ import asyncpg
 
 from domain.audit import GENESIS, BrokenLink, anonymize_ip, chain_hash, normalize_details, now_utc, verify_chain
 
-_LOCK_NS = 0x61756469  # "audi": advisory-lock namespace of the audit chains
 _COLS = "id, tenant_id, user_id, action, target_type, target_id, ts, ip, user_agent, details, hash_prev, hash_curr"
 
 
@@ -32,9 +34,12 @@ async def append_audit(conn: asyncpg.Connection, tenant_id: Any, user_id: Any, a
     if not conn.is_in_transaction():
         raise RuntimeError("append_audit must run inside the transaction of the change it records")
     tenant = _s(tenant_id)
-    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_NS, tenant or "<none>")
+    chain = tenant or ""
+    # Locks the head row (creating it for a new chain); DO UPDATE, unlike a plain SELECT, acts on the newest
+    # committed version or raises a serialization error, never on the snapshot's.
     prev = await conn.fetchval(
-        "SELECT hash_curr FROM audit_log WHERE tenant_id IS NOT DISTINCT FROM $1::uuid ORDER BY id DESC LIMIT 1", tenant)
+        "INSERT INTO audit_chain_heads (chain) VALUES ($1) ON CONFLICT (chain) DO UPDATE SET chain = EXCLUDED.chain "
+        "RETURNING hash_curr", chain)
     entry = {"tenant_id": tenant, "user_id": _s(user_id), "action": action, "target_type": target_type,
              "target_id": _s(target_id), "ts": now_utc(), "ip": anonymize_ip(ip),
              "user_agent": (user_agent or None) and user_agent[:200], "details": normalize_details(details)}
@@ -46,6 +51,8 @@ async def append_audit(conn: asyncpg.Connection, tenant_id: Any, user_id: Any, a
            VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id""",
         tenant, entry["user_id"], action, target_type, entry["target_id"], entry["ts"], entry["ip"],
         entry["user_agent"], entry["details"], prev, entry["hash_curr"])
+    await conn.execute("UPDATE audit_chain_heads SET last_id = $2, hash_curr = $3 WHERE chain = $1",
+                       chain, entry["id"], entry["hash_curr"])
     return entry
 
 

@@ -1,10 +1,13 @@
 """PostgreSQL access: database creation, versioned idempotent migrations, pools (created in a lifecycle)."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib.resources
 import json
+import random
 from dataclasses import dataclass
+from typing import Awaitable, Callable, TypeVar
 
 import asyncpg
 
@@ -13,6 +16,7 @@ from cluster.settings import Settings
 
 log = get_logger("db")
 _MIGRATION_LOCK = 0x6770_7562  # "gpub": one migrator at a time across processes
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -113,3 +117,23 @@ async def create_pool(settings: Settings, **kw) -> asyncpg.Pool:
         timeout=kw.pop("timeout", 5),
         **kw,
     )
+
+
+_RETRYABLE = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+
+
+async def run_transaction(pool: asyncpg.Pool, work: Callable[[asyncpg.Connection], Awaitable[T]], *,
+                          isolation: str = "read_committed", attempts: int = 8) -> T:
+    """Run `work(conn)` in one transaction, again from the start when PostgreSQL aborts it with a
+    serialization failure or a deadlock (the transaction changed nothing; retrying is the documented remedy).
+    REPEATABLE READ / SERIALIZABLE work that appends to the audit chain needs this: a concurrent append
+    to the same chain aborts it rather than letting it link to a stale head."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with pool.acquire() as conn, conn.transaction(isolation=isolation):
+                return await work(conn)
+        except _RETRYABLE:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(random.uniform(0.002, 0.01 * attempt))  # jitter: the racers spread out
+    raise AssertionError("unreachable")

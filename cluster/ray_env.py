@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cluster.haproxy_config import wrapper_binary
 from cluster.settings import Settings
 from gateway.metrics import metrics_env
 
@@ -39,6 +40,8 @@ def ray_env(settings: Settings) -> dict[str, str]:
             "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(hp),
             "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(hp / "server-state"),
             "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(hp / "metrics.sock"),
+            # our additions to Serve's config (X-Forwarded-For): cluster/haproxy_config.py
+            "RAY_SERVE_HAPROXY_BINARY_PATH": str(wrapper_binary(hp)),
         })
     return env
 

@@ -55,8 +55,10 @@ class Settings(BaseModel):
     refresh_token_ttl_s: int = Field(14 * 86400, ge=300, le=90 * 86400, description="lifetime of a login session / refresh token (seconds)")
     mfa_challenge_ttl_s: int = Field(300, ge=30, le=900, description="lifetime of the MFA challenge between the two login steps")
     login_window_s: int = Field(900, ge=10, le=86400, description="window of the failed-login counters")
-    login_max_failures_account: int = Field(10, ge=1, le=1000, description="failed logins per account per window before 429")
-    login_max_failures_ip: int = Field(50, ge=1, le=100000, description="failed logins per client IP per window before 429")
+    login_max_failures_account: int = Field(10, ge=1, le=1000, description="failed logins (password or second factor) per account from one client address per window before 429")
+    login_max_failures_account_total: int = Field(100, ge=1, le=100000, description="failed logins per account from all addresses together per window before 429 (a backstop against distributed guessing; above what one address can add, so one address cannot lock anyone out)")
+    login_max_failures_ip: int = Field(50, ge=1, le=100000, description="failed logins per client address (IPv6: per /64) per window before 429")
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"], description="proxies (addresses or CIDR networks) whose X-Forwarded-For entries are believed; default loopback: Serve's HAProxy and proxies on this machine. JSON list in the environment")
     argon2_time_cost: int = Field(2, ge=1, le=10, description="argon2id iterations")
     argon2_memory_kib: int = Field(19456, ge=8192, le=1048576, description="argon2id memory (KiB)")
     rate_limit_enabled: bool = Field(True, description="per-tenant / per-IP rate limiting at the ingress")
@@ -67,6 +69,7 @@ class Settings(BaseModel):
     limiter_plan_ttl_s: float = Field(5.0, gt=0, le=300, description="how long a replica caches a tenant's plan limits")
     ws_heartbeat_s: float = Field(30.0, gt=0, le=3600, description="WebSocket gateway heartbeat frame interval")
     ws_ping_interval_s: float = Field(20.0, ge=0, le=3600, description="WS keepalive: a ping to every client each interval; one that sends nothing back before the next is closed with 1011 (0 = off)")
+    ws_session_recheck_s: float = Field(15.0, gt=0, le=3600, description="WS safety net: every open connection's session is checked again this often (revocation events close them at once)")
     ws_auth_timeout_s: float = Field(10.0, gt=0, le=300, description="time a WS client has to send its auth message")
     ws_batch_ms: float = Field(20.0, ge=0, le=1000, description="WS fan-out batch window: updates within it share one frame")
     ws_queue_max: int = Field(64, ge=1, le=100000, description="frames queued per slow WS client before it is told `lagged`")
@@ -151,6 +154,15 @@ class Settings(BaseModel):
     def _nats(cls, v: str) -> str:
         if not all(u.strip().startswith(("nats://", "tls://", "ws://", "wss://")) for u in v.split(",")):
             raise ValueError("must start with nats://")
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for net in v:
+            ipaddress.ip_network(net, strict=False)  # ValueError names the bad entry
         return v
 
     @field_validator("state_dir", "secrets_dir", "chat_model_path")

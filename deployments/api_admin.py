@@ -20,7 +20,7 @@ from domain.api import AuditPage, AuditVerification, RoleAssigned, TenantList, T
 from domain.models import Plan, Role
 from domain.pagination import CURSOR_DESCRIPTION, CURSOR_PATTERN, CursorError, decode_cursor, encode_cursor
 from domain.permissions import P
-from gateway import sessions
+from gateway import live_sessions, sessions
 from gateway.authz import Principal, client_ip, require, user_agent
 from gateway.http import ApiError
 from deployments.api_auth import EMAIL_PATTERN, check_password, hash_password
@@ -181,7 +181,7 @@ async def delete_tenant(tenant_id: UUID, request: Request,
         revoked = await sessions.revoke_sessions(conn, reason="tenant_deleted", tenant_id=tenant_id)
         await append_audit(conn, tenant_id, me.user_id, "tenant.deleted", "tenant", tenant_id, **_ctx(request),
                            details={"sessions_revoked": len(revoked)})
-    await sessions.unpublish(rt.redis, rt.settings, revoked)
+    await live_sessions.revoke(rt.redis, rt.settings, revoked)
     return Response(status_code=204)
 
 
@@ -225,7 +225,9 @@ async def set_role(user_id: UUID, body: RoleIn, request: Request,
                    me: Principal = Depends(require(P.USERS_MANAGE))) -> dict:
     rt = request.app.state.runtime
     async with (await _pool(request)).acquire() as conn, conn.transaction():
-        await conn.execute("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", me.tenant_id)  # one role change at a time
+        # One role change at a time per tenant (the last-admin rule). NO KEY UPDATE: a login's foreign-key
+        # check (KEY SHARE) on the tenant row must not wait here while it holds the user row (a deadlock).
+        await conn.execute("SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE", me.tenant_id)
         row = await conn.fetchrow("SELECT id, role FROM users WHERE id = $1 AND tenant_id = $2 "
                                   "AND deleted_at IS NULL FOR UPDATE", user_id, me.tenant_id)
         if row is None:
@@ -238,7 +240,7 @@ async def set_role(user_id: UUID, body: RoleIn, request: Request,
         revoked = await sessions.revoke_sessions(conn, reason="role_changed", user_id=user_id)
         await append_audit(conn, me.tenant_id, me.user_id, "user.role_changed", "user", user_id, **_ctx(request),
                            details={"from": row["role"], "to": body.role.value})
-    await sessions.unpublish(rt.redis, rt.settings, revoked)
+    await live_sessions.revoke(rt.redis, rt.settings, revoked)
     return {"id": str(user_id), "role": body.role.value}
 
 

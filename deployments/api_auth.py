@@ -4,7 +4,8 @@ Registration model: `POST /auth/register` is self-service sign-up of an ORGANIZA
 tenant (free plan) and its first user, who becomes that tenant's `admin`. Everyone else joins a tenant
 by being created by its admin (`POST /admin/users`), within the tenant's seats. Any invalid credential
 answers the same 401 ("invalid credentials"), whether the email, the password or the second factor was
-wrong; repeated failures answer 429 with Retry-After per account and per client IP.
+wrong; repeated failures (wrong passwords and wrong second factors alike) answer 429 with Retry-After,
+counted per account and real client address (`gateway.login_throttle`).
 """
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cluster.audit import append_audit
+from cluster.repositories import users as users_repo
 from cluster.settings import Settings
 from domain.api import MfaChallenge, MfaState, Profile, Registered, TotpEnrolment, Tokens
 from domain.passwords import PasswordPolicy, WeakPassword
 from domain.permissions import P
-from gateway import mfa, sessions
+from gateway import live_sessions, login_throttle, mfa, sessions
 from gateway.authz import Principal, client_ip, require, token_service, user_agent
 from gateway.http import ApiError
 from gateway.secretbox import SecretBox
@@ -109,15 +111,28 @@ def _tokens(request: Request, user: Any, sid: str, refresh: str) -> dict[str, An
             "refresh_token": refresh, "refresh_expires_in": s.refresh_token_ttl_s}
 
 
-async def _start_session(request: Request, user: Any, how: str) -> dict[str, Any]:
+async def _start_session(request: Request, user_id: Any, how: str) -> dict[str, Any]:
+    """Mint a session from the user row as it is now, locked against a concurrent role change or erasure
+    (see `cluster.repositories.users`): the token never carries a role the user no longer has."""
     rt = request.app.state.runtime
     ip, ua = client_ip(request), user_agent(request)
     async with (await rt.get_pg()).acquire() as conn, conn.transaction():
+        user = await users_repo.lock_for_session(conn, user_id)
+        if user is None:
+            raise invalid_credentials()
         sid, refresh = await sessions.create_session(conn, rt.settings, user, ip, ua)
         await append_audit(conn, user["tenant_id"], user["id"], "auth.login", "session", sid, ip=ip,
                            user_agent=ua, details={"outcome": "success", "factor": how})
-    await sessions.publish_session(rt.redis, rt.settings, sid, user)
+    if not await live_sessions.publish_session(rt.redis, rt.settings, sid, user["id"], user["tenant_id"],
+                                               user["role"]):
+        raise ApiError(409, "conflict", "the account changed during login; log in again")
     return _tokens(request, user, sid, refresh)
+
+
+async def _not_throttled(redis, settings: Settings, email: str, ip: str | None) -> None:
+    wait = await login_throttle.throttled_for(redis, settings, email, ip)
+    if wait:
+        raise ApiError(429, "rate_limited", "too many failed logins; try later", headers={"Retry-After": str(wait)})
 
 
 @router.post("/register", status_code=201, summary="Sign up an organization: new tenant + its admin",
@@ -147,9 +162,7 @@ async def login(body: LoginIn, request: Request) -> dict:
     rt = request.app.state.runtime
     s: Settings = rt.settings
     ip = client_ip(request)
-    wait = await sessions.throttled_for(rt.redis, s, body.email, ip)
-    if wait:
-        raise ApiError(429, "rate_limited", "too many failed logins; try later", headers={"Retry-After": str(wait)})
+    await _not_throttled(rt.redis, s, body.email, ip)
     pool = await rt.get_pg()
     user = await pool.fetchrow(
         """SELECT u.* FROM users u JOIN tenants t ON t.id = u.tenant_id
@@ -157,20 +170,20 @@ async def login(body: LoginIn, request: Request) -> dict:
     stored = user["password_hash"] if user is not None else _dummy_hash(request.app.state)
     ok = await asyncio.to_thread(policy(s).verify, stored, body.password)
     if user is None or not ok:
-        await sessions.record_failure(rt.redis, s, body.email, ip)
+        await login_throttle.record_failure(rt.redis, s, body.email, ip)
         if user is not None:
             async with pool.acquire() as conn, conn.transaction():
                 await append_audit(conn, user["tenant_id"], user["id"], "auth.login_failed", "user", user["id"],
                                    ip=ip, user_agent=user_agent(request), details={"outcome": "fail"})
         raise invalid_credentials()
-    await sessions.clear_failures(rt.redis, s, body.email)
     if policy(s).needs_rehash(user["password_hash"]):
         await pool.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user["id"],
                            await hash_password(s, body.password))
-    if user["mfa_enabled"]:
+    if user["mfa_enabled"]:  # the failure count stays: the second factor is still owed
         challenge = await sessions.new_challenge(rt.redis, s, user["id"])
         return {"mfa_required": True, "mfa_challenge": challenge, "expires_in": s.mfa_challenge_ttl_s}
-    return await _start_session(request, user, "password")
+    await login_throttle.clear_failures(rt.redis, s, body.email, ip)
+    return await _start_session(request, user["id"], "password")
 
 
 @router.post("/login/mfa", summary="Second login step: the challenge plus a TOTP or recovery code",
@@ -181,19 +194,25 @@ async def login_mfa(body: MfaLoginIn, request: Request) -> dict:
     user_id = await sessions.challenge_user(rt.redis, s, body.mfa_challenge)
     if user_id is None:
         raise invalid_credentials()
+    ip = client_ip(request)
     pool = await rt.get_pg()
-    async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn:
         user = await conn.fetchrow("SELECT * FROM users WHERE id = $1 AND deleted_at IS NULL AND mfa_enabled",
                                    user_id)
-        ok = user is not None and (
-            await mfa.verify_code(conn, secret_box(request.app.state), user["id"], body.code) if body.code
-            else await mfa.use_recovery_code(conn, user["id"], body.recovery_code))
+        if user is None:
+            raise invalid_credentials()
+        await _not_throttled(rt.redis, s, user["email"], ip)  # code guesses share the password budget
+        async with conn.transaction():
+            ok = (await mfa.verify_code(conn, secret_box(request.app.state), user["id"], body.code) if body.code
+                  else await mfa.use_recovery_code(conn, user["id"], body.recovery_code))
     if not ok:
         await sessions.challenge_failed(rt.redis, s, body.mfa_challenge)
+        await login_throttle.record_failure(rt.redis, s, user["email"], ip)
         raise invalid_credentials()
     if not await sessions.consume_challenge(rt.redis, s, body.mfa_challenge):
         raise invalid_credentials()
-    return await _start_session(request, user, "totp" if body.code else "recovery_code")
+    await login_throttle.clear_failures(rt.redis, s, user["email"], ip)
+    return await _start_session(request, user["id"], "totp" if body.code else "recovery_code")
 
 
 @router.post("/refresh", summary="Exchange a refresh token for a new pair (the old one is spent)",
@@ -215,7 +234,7 @@ async def logout(request: Request, me: Principal = Depends(require(P.SELF))) -> 
         ids = await sessions.revoke_sessions(conn, reason="logout", session_id=me.session_id)
         await append_audit(conn, me.tenant_id, me.user_id, "auth.logout", "session", me.session_id,
                            ip=client_ip(request), user_agent=user_agent(request))
-    await sessions.unpublish(rt.redis, rt.settings, ids or [me.session_id])
+    await live_sessions.revoke(rt.redis, rt.settings, ids or [me.session_id])
     return Response(status_code=204)
 
 

@@ -20,10 +20,11 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from cluster.audit import append_audit, list_audit
+from cluster.db import run_transaction
 from domain.api import DataExport, Erased
 from domain.audit import now_utc
 from domain.permissions import P
-from gateway import mfa, sessions
+from gateway import live_sessions, mfa, sessions
 from gateway.authz import Principal, client_ip, require, user_agent
 from gateway.http import ApiError
 
@@ -52,8 +53,10 @@ def _rows(rows) -> list[dict[str, Any]]:
 @router.get("/data-request", summary="Export all personal data of the caller as one JSON document",
             response_model=DataExport)
 async def export(request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
-    pool = await request.app.state.runtime.get_pg()
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+    ip, ua = client_ip(request), user_agent(request)
+
+    async def collect(conn) -> dict[str, Any]:
+        """One consistent snapshot (REPEATABLE READ) of everything, audited in the same transaction."""
         profile = await conn.fetchrow("SELECT id, tenant_id, email, role, mfa_enabled, created_at, updated_at "
                                       "FROM users WHERE id = $1", me.user_id)
         sess = await conn.fetch("SELECT id, created_at, last_used_at, expires_at, revoked_at, revoke_reason, ip, "
@@ -77,16 +80,21 @@ async def export(request: Request, me: Principal = Depends(require(P.SELF))) -> 
                 break
             after = page[-1]["id"]
         await append_audit(conn, me.tenant_id, me.user_id, "data.exported", "user", me.user_id,
-                           ip=client_ip(request), user_agent=user_agent(request),
+                           ip=ip, user_agent=ua,
                            details={"bookings": len(bookings), "invoices": len(invoices), "audit": len(audit)})
+        return {"profile": profile, "sess": sess, "mfa_row": mfa_row, "bookings": bookings, "invoices": invoices,
+                "audit": audit}
+
+    got = await run_transaction(await request.app.state.runtime.get_pg(), collect, isolation="repeatable_read")
+    profile, mfa_row = got["profile"], got["mfa_row"]
     return {
         "generated_at": now_utc().isoformat(),
         "profile": {k: _json(v) for k, v in dict(profile).items()},
-        "sessions": _rows(sess),
+        "sessions": _rows(got["sess"]),
         "mfa": {k: _json(v) for k, v in dict(mfa_row).items()} if mfa_row else None,
-        "bookings": _rows(bookings),
-        "invoices": _rows(invoices),
-        "audit_entries": _rows(audit),
+        "bookings": _rows(got["bookings"]),
+        "invoices": _rows(got["invoices"]),
+        "audit_entries": _rows(got["audit"]),
     }
 
 
@@ -110,5 +118,5 @@ async def erase(body: EraseIn, request: Request, me: Principal = Depends(require
         await conn.execute("UPDATE auth_sessions SET ip = NULL, user_agent = NULL WHERE user_id = $1", me.user_id)
         await append_audit(conn, me.tenant_id, me.user_id, "data.erased", "user", me.user_id,
                            details={"sessions_revoked": len(revoked), "retained": ["bookings", "invoices", "audit"]})
-    await sessions.unpublish(rt.redis, rt.settings, revoked + [me.session_id])
+    await live_sessions.revoke(rt.redis, rt.settings, revoked + [me.session_id])
     return {"status": "erased", "user_id": str(me.user_id)}

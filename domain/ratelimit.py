@@ -5,6 +5,16 @@ import math
 from dataclasses import dataclass
 
 
+@dataclass(frozen=True)
+class Lease:
+    """What `TokenBucket.lease` granted: `granted` tokens, the level `before` it (negative: reserved
+    ahead), and when nothing was granted, `wait_s` until `want` tokens could be."""
+
+    granted: int
+    before: float
+    wait_s: float
+
+
 @dataclass
 class TokenBucket:
     rate: float
@@ -31,12 +41,20 @@ class TokenBucket:
             return True
         return False
 
-    def grant(self, now: float, want: int) -> int:
-        """Take up to `want` whole tokens (a lease); returns how many were granted."""
+    def lease(self, now: float, want: int, debt_cap: float = 0.0) -> "Lease":
+        """Take up to `want` whole tokens at once, the one grant every limiter uses. With `debt_cap` > 0
+        the level may go down to -debt_cap: those tokens are reserved ahead, token j (0-based) of the
+        batch being earned `max(0, (j + 1 - before) / rate)` seconds from `now`."""
         self.refill(now)
-        got = max(0, min(int(want), int(math.floor(self.tokens))))
+        before = self.tokens
+        got = max(0, min(int(want), math.floor(before + debt_cap)))
         self.tokens -= got
-        return got
+        wait = 0.0 if got else max(0.0, (want - (before + debt_cap)) / self.rate)
+        return Lease(got, before, wait)
+
+    def grant(self, now: float, want: int) -> int:
+        """Take up to `want` whole tokens that are there now; returns how many."""
+        return self.lease(now, want).granted
 
     def wait_s(self, now: float, n: float = 1.0) -> float:
         """Seconds until `n` tokens are available (0 when they are)."""

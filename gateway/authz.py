@@ -8,9 +8,10 @@
         row = await pool.fetchrow("SELECT ... WHERE id = $1 AND tenant_id = $2", booking_id, me.tenant_id)
         if row is None: raise ApiError(404, "not_found", "booking not found")   # other tenants' ids: 404
 
-A token is accepted only if its signature, `kid`, `exp`, `typ=access` are valid AND its session is live in
-Redis with the same user, tenant and role (logout, a replayed refresh token, a role change or erasure end
-the session at once, not when the token expires). Missing/invalid -> 401, permission missing -> 403.
+A token is accepted only by `gateway.live_sessions.authenticate_token`, the check the WebSocket stream
+shares: signature, `kid`, `exp`, `typ=access` valid AND its session live in Redis with the same user,
+tenant and role (logout, a replayed refresh token, a role change or erasure end the session at once, not
+when the token expires). Missing/invalid -> 401, permission missing -> 403.
 """
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ from fastapi import Request
 from cluster.settings import Settings
 from domain.api_keys import is_api_key
 from domain.permissions import P, allowed
+from gateway.client_address import scope_client
 from gateway.http import ApiError
-from gateway.tokens import Claims, TokenError, TokenService
+from gateway.live_sessions import SessionEnded, authenticate_token
+from gateway.tokens import TokenError, TokenService
 
 _UNAUTH_HEADERS = {"WWW-Authenticate": "Bearer"}
 
@@ -51,14 +54,6 @@ def token_service(state: Any) -> TokenService:
     return ts
 
 
-def session_key(settings: Settings, session_id: str) -> str:
-    return f"{settings.redis_prefix}auth:sess:{session_id}"
-
-
-def session_value(user_id: Any, tenant_id: Any, role: str) -> str:
-    return f"{user_id}|{tenant_id}|{role}"
-
-
 def bearer_token(headers: Any) -> str | None:
     value = headers.get("authorization") or ""
     scheme, _, token = value.partition(" ")
@@ -69,47 +64,23 @@ def unauthorized(message: str = "authentication required") -> ApiError:
     return ApiError(401, "unauthorized", message, headers=_UNAUTH_HEADERS)
 
 
-def verify_access(state: Any, scope_state: dict | None, token: str) -> Claims:
-    """Verify an access token (re-using the rate limiter's verification of this request when present)."""
-    cached = (scope_state or {}).get("auth_claims")
-    claims = cached if isinstance(cached, Claims) else token_service(state).verify(token)
-    if claims.extra.get("typ") != "access" or not isinstance(claims.extra.get("sid"), str):
-        raise TokenError("not an access token")
-    UUID(claims.sub), UUID(claims.tenant_id)  # malformed ids are invalid tokens
-    return claims
-
-
 async def authenticate(request: Request) -> Principal:
     token = bearer_token(request.headers)
     if token is None:
         raise unauthorized()
-    if is_api_key(token):
-        return await _authenticate_api_key(request, token)
-    try:
-        claims = verify_access(request.app.state, request.scope.get("state"), token)
-    except (TokenError, ValueError):
-        raise unauthorized("invalid or expired token") from None
     settings: Settings = request.app.state.settings
-    sid = claims.extra["sid"]
+    verified = (request.scope.get("state") or {}).get("auth_claims")  # the rate limiter verified it already
+    rt = request.app.state.runtime
     try:
-        live = await request.app.state.runtime.redis.get(session_key(settings, sid))
+        claims = await authenticate_token(token_service(request.app.state), rt.redis, settings, token, verified,
+                                          get_pg=rt.get_pg)
+    except SessionEnded as exc:
+        raise unauthorized(str(exc)) from None
+    except TokenError:
+        raise unauthorized("invalid, expired or revoked API key" if is_api_key(token)
+                           else "invalid or expired token") from None
     except Exception:
         raise ApiError(503, "unavailable", "session store unavailable") from None
-    if live is None or live.decode() != session_value(claims.sub, claims.tenant_id, claims.role):
-        raise unauthorized("session ended; log in again")
-    return Principal(UUID(claims.sub), UUID(claims.tenant_id), claims.role, sid, claims.jti)
-
-
-async def _authenticate_api_key(request: Request, token: str) -> Principal:
-    from gateway import api_keys
-
-    try:
-        rt = request.app.state.runtime
-        claims = await api_keys.authenticate(rt.redis, rt.get_pg, request.app.state.settings, token)
-    except TokenError:
-        raise unauthorized("invalid, expired or revoked API key") from None
-    except Exception:
-        raise ApiError(503, "unavailable", "credential store unavailable") from None
     return Principal(UUID(claims.sub), UUID(claims.tenant_id), claims.role, claims.extra["sid"], claims.jti)
 
 
@@ -127,7 +98,8 @@ def require(permission: P) -> Callable:
 
 
 def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The real client address (X-Forwarded-For from trusted proxies; see `gateway.client_address`)."""
+    return scope_client(request.scope, request.app.state.settings.trusted_proxies)
 
 
 def user_agent(request: Request) -> str | None:

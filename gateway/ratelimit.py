@@ -9,7 +9,8 @@ reached, a local bucket with the tenant's limits answers instead.
 
 Every limited response carries `X-RateLimit-Limit` (requests/s) and `X-RateLimit-Remaining` (tokens this
 replica knows to be left); 429 answers add `Retry-After` (whole seconds) in the error format.
-Unauthenticated requests are limited per client IP by a bucket in each replica.
+Unauthenticated requests are limited per client address (the real one, `gateway.client_address`; IPv6
+per /64) by a bucket in each replica.
 """
 from __future__ import annotations
 
@@ -27,12 +28,14 @@ from cluster.logs import get_logger
 from domain.api_keys import is_api_key
 from domain.ratelimit import TokenBucket, retry_after_header
 from gateway.authz import bearer_token, token_service
+from gateway.client_address import scope_client, throttle_key
 from gateway.http import error_body
 from gateway.tokens import TokenError
 
 log = get_logger("ratelimit")
 EXEMPT = ("/health", "/ready", "/metrics", "/docs", "/openapi.json", "/redoc")
 _MAX_IPS = 50_000
+_MAX_LEASE_ROUNDS = 4  # lease calls one request may wait for before it is denied
 
 
 @dataclass
@@ -64,6 +67,7 @@ class _Lease:
     in_hand: int = 0
     actor_tokens: float = 0.0
     next_lease_at: float = 0.0
+    waiting: int = 0  # requests waiting for the next batch: it is sized for them
     task: asyncio.Task | None = None
     local: TokenBucket | None = None  # fallback without Ray
 
@@ -103,6 +107,7 @@ class TenantRateLimiter:
         self.plans: dict[str, tuple[float, float, int]] = {}  # tenant -> (fetched at, rate, burst)
         self.actors: dict[str, Any] = {}  # actor name -> handle
         self.ips: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._plan_loads: dict[str, asyncio.Task] = {}
 
     # --- per IP (anonymous) ---
     def check_ip(self, ip: str, now: float) -> Decision:
@@ -123,6 +128,13 @@ class TenantRateLimiter:
         cached = self.plans.get(tenant)
         if cached is not None and now - cached[0] < self.settings.limiter_plan_ttl_s:
             return (cached[1], cached[2]) if cached[1] > 0 else None
+        task = self._plan_loads.get(tenant)  # a burst's requests share one lookup
+        if task is None:
+            task = self._plan_loads[tenant] = asyncio.get_running_loop().create_task(self._load_plan(tenant, now))
+            task.add_done_callback(lambda _t: self._plan_loads.pop(tenant, None))
+        return await asyncio.shield(task)
+
+    async def _load_plan(self, tenant: str, now: float) -> tuple[float, int] | None:
         lookup = getattr(self.state, "limiter_plan_lookup", None)  # benchmarks: limits without a database
         if lookup is not None:
             plan = await lookup(tenant)
@@ -154,7 +166,10 @@ class TenantRateLimiter:
             if actor is None:
                 raise RuntimeError("ray not initialized")
             t0 = time.monotonic()
-            grant = await actor.lease.remote(tenant, lease.want, lease.rate, lease.burst, 2 * lease.want)
+            # A burst larger than one batch is served by one lease of what it needs (up to the burst),
+            # not by rounds of `want` that leave most of it waiting, then denied.
+            want = min(lease.burst, max(lease.want, lease.waiting + lease.want))
+            grant = await actor.lease.remote(tenant, want, lease.rate, lease.burst, 2 * lease.want)
             lease.add(grant, t0)
             lease.local = None
         except Exception as exc:
@@ -181,6 +196,7 @@ class TenantRateLimiter:
                 return None  # unknown or deleted tenant: the route answers 401/404
             rate, burst = plan
             want = max(1, min(burst, round(rate * self.settings.limiter_lease_s)))
+            lease = self.leases.get(tenant)  # concurrent first requests share the lease one of them made
             if lease is None:
                 lease = self.leases[tenant] = _Lease(rate, burst, want)
             elif (lease.rate, lease.burst) != (rate, burst):
@@ -198,15 +214,28 @@ class TenantRateLimiter:
         if wait == 0.0:
             return Decision(True, lease.rate, lease.remaining())
         if wait == math.inf:
-            if lease.task is None and time.monotonic() >= lease.next_lease_at:
-                self._start_refill(tenant, lease)
-            if lease.task is not None:
-                await asyncio.shield(lease.task)  # nothing in hand: this one request waits for the batch
+            lease.waiting += 1
+            try:
+                # Nothing in hand: wait for the next batch. If the batch ran out before this request's
+                # turn (it was leased before more requests arrived), lease again while the tenant's
+                # bucket still grants; a grant of nothing sets next_lease_at and ends the loop.
+                for _ in range(_MAX_LEASE_ROUNDS):
+                    if lease.task is None and time.monotonic() >= lease.next_lease_at:
+                        self._start_refill(tenant, lease)
+                    if lease.task is None:
+                        break
+                    await asyncio.shield(lease.task)
+                    now = time.monotonic()
+                    if lease.local is not None:
+                        ok = lease.local.take(now)
+                        return Decision(ok, lease.rate, int(lease.local.tokens),
+                                        0.0 if ok else lease.local.wait_s(now))
+                    wait = lease.spend(now)
+                    if wait != math.inf:
+                        break
+            finally:
+                lease.waiting -= 1
             now = time.monotonic()
-            if lease.local is not None:
-                ok = lease.local.take(now)
-                return Decision(ok, lease.rate, int(lease.local.tokens), 0.0 if ok else lease.local.wait_s(now))
-            wait = lease.spend(now)
             if wait == 0.0:
                 return Decision(True, lease.rate, lease.remaining())
             if wait == math.inf:
@@ -246,8 +275,7 @@ class RateLimitMiddleware:
                     return d
             except TokenError:
                 pass  # an invalid token is limited per IP; the route answers 401
-        client = scope.get("client")
-        return self.limiter.check_ip(client[0] if client else "-", now)
+        return self.limiter.check_ip(throttle_key(scope_client(scope, self.state.settings.trusted_proxies)), now)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.state.settings.rate_limit_enabled or \

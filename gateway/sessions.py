@@ -1,4 +1,4 @@
-"""Login sessions: rotating refresh tokens (one family per session), MFA challenges, login throttling.
+"""Login sessions: rotating refresh tokens (one family per session), MFA challenges.
 
 A refresh token is 256 random bits shown once; PostgreSQL keeps its SHA-256. Each use marks it used and
 issues its successor in the same session. Presenting a token that was already used means it was copied:
@@ -17,7 +17,7 @@ import asyncpg
 from cluster.audit import append_audit
 from cluster.settings import Settings
 from domain.audit import now_utc
-from gateway.authz import session_key, session_value
+from gateway.live_sessions import publish_session, revoke
 
 
 def sha256_hex(value: str) -> str:
@@ -40,12 +40,6 @@ async def create_session(conn: asyncpg.Connection, settings: Settings, user: Any
     await conn.execute("INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)",
                        sha256_hex(token), sid, exp)
     return str(sid), token
-
-
-async def publish_session(redis, settings: Settings, sid: str, user: Any) -> None:
-    """Make the session live for access tokens (after the commit that created it)."""
-    await redis.set(session_key(settings, sid), session_value(user["id"], user["tenant_id"], user["role"]),
-                    ex=settings.refresh_token_ttl_s)
 
 
 async def rotate(pool: asyncpg.Pool, redis, settings: Settings, token: str, ip: str | None,
@@ -81,26 +75,23 @@ async def rotate(pool: asyncpg.Pool, redis, settings: Settings, token: str, ip: 
                                    "VALUES ($1, $2, $3)", sha256_hex(successor), row["sid"], row["s_exp"])
                 await conn.execute("UPDATE auth_sessions SET last_used_at = $2 WHERE id = $1", row["sid"], now)
     if replayed is not None:
-        await redis.delete(session_key(settings, str(replayed["sid"])))
+        await revoke(redis, settings, [str(replayed["sid"])])
         raise InvalidRefresh()
-    await publish_session(redis, settings, str(row["sid"]), row)
+    # A role change or logout that committed after this rotation revoked the session: it stays ended.
+    if not await publish_session(redis, settings, str(row["sid"]), row["id"], row["tenant_id"], row["role"]):
+        raise InvalidRefresh()
     return row, str(row["sid"]), successor
 
 
 async def revoke_sessions(conn: asyncpg.Connection, *, reason: str, session_id: Any = None,
                           user_id: Any = None, tenant_id: Any = None) -> list[str]:
     """Revoke one session, a user's sessions or a tenant's sessions (in the caller's transaction).
-    Returns the revoked ids; the caller then calls `unpublish` after commit."""
+    Returns the revoked ids; the caller then calls `live_sessions.revoke` with them after commit."""
     rows = await conn.fetch(
         """UPDATE auth_sessions SET revoked_at = now(), revoke_reason = $4
            WHERE revoked_at IS NULL AND (id = $1::uuid OR user_id = $2::uuid OR tenant_id = $3::uuid) RETURNING id""",
         session_id, user_id, tenant_id, reason)
     return [str(r["id"]) for r in rows]
-
-
-async def unpublish(redis, settings: Settings, session_ids: list[str]) -> None:
-    if session_ids:
-        await redis.delete(*[session_key(settings, s) for s in session_ids])
 
 
 # --- MFA challenge between the two login steps (Redis, short-lived, bounded attempts) ---
@@ -140,35 +131,3 @@ async def challenge_failed(redis, settings: Settings, challenge: str) -> None:
 async def consume_challenge(redis, settings: Settings, challenge: str) -> bool:
     """Single use: True only for the caller that deleted it."""
     return bool(await redis.delete(_challenge_key(settings, challenge)))
-
-
-# --- failed-login throttling, per account and per client IP ---
-def _throttle_keys(settings: Settings, email: str, ip: str | None) -> tuple[str, str]:
-    p = settings.redis_prefix
-    return f"{p}auth:fail:acct:{sha256_hex(email.strip().lower())}", f"{p}auth:fail:ip:{ip or '-'}"
-
-
-async def throttled_for(redis, settings: Settings, email: str, ip: str | None) -> int:
-    """Seconds the caller must wait (0 when not throttled)."""
-    acct, ipk = _throttle_keys(settings, email, ip)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.get(acct).ttl(acct).get(ipk).ttl(ipk)
-        a, a_ttl, i, i_ttl = await pipe.execute()
-    wait = 0
-    if a is not None and int(a) >= settings.login_max_failures_account:
-        wait = max(wait, a_ttl)
-    if i is not None and int(i) >= settings.login_max_failures_ip:
-        wait = max(wait, i_ttl)
-    return max(0, wait)
-
-
-async def record_failure(redis, settings: Settings, email: str, ip: str | None) -> None:
-    acct, ipk = _throttle_keys(settings, email, ip)
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.incr(acct).expire(acct, settings.login_window_s, nx=True)
-        pipe.incr(ipk).expire(ipk, settings.login_window_s, nx=True)
-        await pipe.execute()
-
-
-async def clear_failures(redis, settings: Settings, email: str) -> None:
-    await redis.delete(_throttle_keys(settings, email, None)[0])

@@ -2,8 +2,9 @@
 
 `PriceGateway` is one process's server. It follows the PRICES stream with an ordered consumer that it
 re-creates from its last stream sequence after a NATS outage, so nothing JetStream kept is skipped;
-it authenticates clients (JWT in the Authorization header or a first `auth` message), enforces the
-tenant `ws_limit` across processes through Redis, and hands updates to `Fanout`. Several processes
+it authenticates clients (JWT in the Authorization header or a first `auth` message) at the check HTTP
+shares (`gateway.live_sessions.authenticate_token`), closes streams whose session ends (`SessionWatch`),
+enforces the tenant `ws_limit` across processes through Redis, and hands updates to `Fanout`. Several processes
 can share one port (`reuse_port=True`): each follows the stream itself.
 """
 from __future__ import annotations
@@ -23,13 +24,16 @@ from websockets.exceptions import ConnectionClosed
 from cluster.logs import get_logger
 from cluster.settings import Settings
 from gateway import ws_metrics as m
+from gateway.client_address import real_client
+from gateway.live_sessions import SessionEnded, authenticate_token, check_session
 from gateway.tokens import TokenError, TokenService
 from gateway.ws_chat import ChatEvents, ChatRelay
 from gateway.ws_fanout import Client, Fanout
 from gateway.ws_filters import UpdateView
 from gateway.ws_jetstream import PriceFeed
 from gateway.ws_limits import ConnectionLimiter, TenantUnknown
-from gateway.ws_protocol import (CLOSE_AUTH_TIMEOUT, CLOSE_FORBIDDEN, CLOSE_KEEPALIVE, CLOSE_TOKEN_EXPIRED,
+from gateway.ws_sessions import SessionWatch, TokenExpiry, close_ended
+from gateway.ws_protocol import (CLOSE_AUTH_TIMEOUT, CLOSE_FORBIDDEN, CLOSE_KEEPALIVE,
                                  CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED, CLOSE_UNAVAILABLE, PING_FRAME, PROTOCOL_VERSION,
                                  AuthMsg, ChatMsg, PingMsg, ProtocolError, SubscribeMsg, UnsubscribeMsg, control_frame, dumps,
                                  error_obj, parse_client_message, prices_payload, update_json)
@@ -82,6 +86,7 @@ class PriceGateway:
         self.feed = PriceFeed(settings, self._on_update)
         self.server: Server | None = None
         self.limiter: ConnectionLimiter | None = None
+        self.sessions: SessionWatch | None = None
         self._redis: Any = None
         self._pg: Any = None
         self._tasks: list[asyncio.Task] = []
@@ -101,6 +106,7 @@ class PriceGateway:
         self._redis = aioredis.Redis(connection_pool=pool)
         self._pg = await create_pool(s, min_size=1, max_size=2)
         self.limiter = ConnectionLimiter(s, self._redis, self._pg)
+        self.sessions = SessionWatch(s, self._redis, self._session_ended)
         await self.limiter.heartbeat()
         await self.feed.start()
         self.server = await serve(
@@ -111,7 +117,8 @@ class PriceGateway:
         if self.port == 0:
             self.port = next(iter(self.server.sockets)).getsockname()[1]
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._heartbeats()), loop.create_task(self._housekeeping())]
+        self._tasks = [loop.create_task(self._heartbeats()), loop.create_task(self._housekeeping()),
+                       loop.create_task(self.sessions.listen()), loop.create_task(self.sessions.recheck_forever())]
         if s.ws_ping_interval_s > 0:
             self._tasks.append(loop.create_task(self._keepalive()))
         log.info("ws gateway listening", extra={"host": s.ws_host, "port": self.port})
@@ -133,6 +140,9 @@ class PriceGateway:
             await self._redis.aclose(close_connection_pool=True)
         if self._pg is not None:
             await self._pg.close()
+
+    async def _get_pg(self) -> Any:
+        return self._pg  # API keys not cached in Redis are looked up in PostgreSQL
 
     def stats(self) -> dict[str, Any]:
         return {"port": self.port, "clients": len(self.fanout.clients), "groups": len(self.fanout.groups),
@@ -197,6 +207,12 @@ class PriceGateway:
                 c.ping_at = now
                 c.push(PING_FRAME, 0, 0, 0)
 
+    def _session_ended(self, client: Client, claims) -> None:
+        """Close a connection whose session ended (logout, erasure, role change...): 4401, final."""
+        m.WS_SESSION_ENDED.inc()
+        self._event(client.conn, "ws.disconnect", "revoked", claims, reason="session_ended")
+        asyncio.get_running_loop().create_task(close_ended(client.conn))
+
     @staticmethod
     async def _close_silent(conn: ServerConnection) -> None:
         try:
@@ -224,16 +240,19 @@ class PriceGateway:
     def _event(self, conn: ServerConnection, event: str, outcome: str, claims=None, reason: str | None = None) -> None:
         """One security log line per connection event (SEC-LOG-REQ-1): who, what, outcome, source; no PII."""
         try:
-            ip = conn.remote_address[0] if conn.remote_address else None
-            ua = conn.request.headers.get("User-Agent") if conn.request is not None else None
+            headers = conn.request.headers if conn.request is not None else None
+            ip = real_client(conn.remote_address[0] if conn.remote_address else None,
+                             headers.get_all("X-Forwarded-For") if headers else (), self.settings.trusted_proxies)
+            ua = headers.get("User-Agent") if headers else None
         except Exception:  # a connection torn down mid-handshake
             ip, ua = None, None
         log.info(event, extra={"event": event, "outcome": outcome, "reason": reason, "source_ip": ip,
                                "user_agent": (ua or "")[:200] or None, "target": "ws:prices",
                                "user_id": getattr(claims, "sub", None), "tenant_id": getattr(claims, "tenant_id", None)})
 
-    def _process_request(self, conn: ServerConnection, request) -> Any:
-        """A token in the Authorization header is checked before the upgrade: a bad one gets HTTP 401."""
+    async def _process_request(self, conn: ServerConnection, request) -> Any:
+        """A token in the Authorization header is checked before the upgrade: a bad one or an ended session
+        gets HTTP 401, an unreachable session store 503."""
         conn.gpb_claims = None  # type: ignore[attr-defined]
         header = request.headers.get("Authorization")
         if header is None:
@@ -242,11 +261,17 @@ class PriceGateway:
         try:
             if scheme.lower() != "bearer" or not token:
                 raise TokenError("expected `Authorization: Bearer <token>`")
-            conn.gpb_claims = self.tokens.verify(token.strip())  # type: ignore[attr-defined]
-        except TokenError:
-            m.WS_REFUSED.labels("token").inc()
-            self._event(conn, "ws.connect", "fail", reason="token")
-            return conn.respond(HTTPStatus.UNAUTHORIZED, "invalid or expired token\n")
+            conn.gpb_claims = await authenticate_token(  # type: ignore[attr-defined]
+                self.tokens, self._redis, self.settings, token.strip(), get_pg=self._get_pg)
+        except TokenError as exc:
+            reason = "session" if isinstance(exc, SessionEnded) else "token"
+            m.WS_REFUSED.labels(reason).inc()
+            self._event(conn, "ws.connect", "fail", reason=reason)
+            return conn.respond(HTTPStatus.UNAUTHORIZED, "invalid or expired token, or session ended\n")
+        except Exception as exc:
+            log.warning("ws session check failed", extra={"error": str(exc)[:200]})
+            m.WS_REFUSED.labels("unavailable").inc()
+            return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "try again later\n")
         return None
 
     async def _authenticate(self, conn: ServerConnection):
@@ -264,11 +289,17 @@ class PriceGateway:
             msg = parse_client_message(raw)
             if not isinstance(msg, AuthMsg):
                 raise ProtocolError("unauthenticated", "first message must be {type: auth, token}")
-            return self.tokens.verify(msg.token)
-        except (ProtocolError, TokenError):
-            m.WS_REFUSED.labels("token").inc()
-            self._event(conn, "ws.connect", "fail", reason="token")
-            await conn.close(CLOSE_UNAUTHORIZED, "invalid or missing token")
+            return await authenticate_token(self.tokens, self._redis, self.settings, msg.token, get_pg=self._get_pg)
+        except (ProtocolError, TokenError) as exc:
+            reason = "session" if isinstance(exc, SessionEnded) else "token"
+            m.WS_REFUSED.labels(reason).inc()
+            self._event(conn, "ws.connect", "fail", reason=reason)
+            await conn.close(CLOSE_UNAUTHORIZED, "session ended" if reason == "session" else "invalid or missing token")
+            return None
+        except Exception as exc:  # the session store is unreachable
+            log.warning("ws session check failed", extra={"error": str(exc)[:200]})
+            m.WS_REFUSED.labels("unavailable").inc()
+            await conn.close(CLOSE_UNAVAILABLE, "try again later")
             return None
 
     async def _handler(self, conn: ServerConnection) -> None:
@@ -301,9 +332,10 @@ class PriceGateway:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.settings.ws_send_buffer)
         client = Client(conn, claims.tenant_id, claims.sub, self.settings.ws_queue_max, self.fanout)
         self.fanout.add(client)
+        self.sessions.track(client, claims)
         m.WS_CONNECTED.inc()
         self._event(conn, "ws.connect", "success", claims)
-        expiry = _Expiry(self, client, claims)
+        expiry = TokenExpiry(self, client, claims)
         try:
             await conn.send(dumps({"type": "welcome", "version": PROTOCOL_VERSION, "seq": self.feed.last_seq,
                                    "heartbeat_s": self.settings.ws_heartbeat_s,
@@ -316,6 +348,7 @@ class PriceGateway:
         finally:
             expiry.cancel()
             self.chat.close(conn)
+            self.sessions.forget(client)
             self.fanout.remove(client)
             m.WS_CONNECTED.dec()
             self._event(conn, "ws.disconnect", "success", claims)
@@ -325,7 +358,7 @@ class PriceGateway:
                 log.warning("ws slot release failed (healed by the next sync)",
                             extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
 
-    async def _on_client_message(self, client: Client, raw: str | bytes, expiry: "_Expiry | None" = None) -> None:
+    async def _on_client_message(self, client: Client, raw: str | bytes, expiry: "TokenExpiry | None" = None) -> None:
         conn = client.conn
         try:
             msg = parse_client_message(raw)
@@ -351,25 +384,39 @@ class PriceGateway:
             m.WS_PROTOCOL_ERRORS.inc()
             await conn.send(dumps(error_obj(exc.code, exc.message, exc.details)), text=True)
 
-    async def _reauthenticate(self, client: Client, msg: AuthMsg, expiry: "_Expiry") -> None:
+    async def _reauthenticate(self, client: Client, msg: AuthMsg, expiry: "TokenExpiry") -> None:
         """A fresh token on an open connection (before the old one expires) keeps the stream going. It must
         name the same user and tenant; a bad one is an error frame and the connection keeps its old token."""
         try:
-            claims = self.tokens.verify(msg.token)
+            claims = await authenticate_token(self.tokens, self._redis, self.settings, msg.token, get_pg=self._get_pg)
         except TokenError as exc:
             self._event(client.conn, "ws.reauth", "fail", reason="token")
             m.WS_REAUTH.labels("invalid").inc()
             raise ProtocolError("invalid_token", str(exc) or "invalid or expired token") from None
+        except Exception:
+            raise ProtocolError("unavailable", "the session store is unreachable; try again") from None
         if claims.tenant_id != client.tenant_id or claims.sub != client.subject:
             self._event(client.conn, "ws.reauth", "fail", claims, reason="token_mismatch")
             m.WS_REAUTH.labels("mismatch").inc()
             raise ProtocolError("token_mismatch", "a fresh token must be for the connection's user and tenant")
         expiry.reset(claims.exp)
+        self.sessions.track(client, claims)
         self._event(client.conn, "ws.reauth", "success", claims)
         m.WS_REAUTH.labels("ok").inc()
         await client.conn.send(dumps({"type": "authenticated", "token_expires_at": claims.exp}), text=True)
 
     async def _subscribe(self, client: Client, msg: SubscribeMsg) -> None:
+        claims = self.sessions.claims.get(client)
+        if claims is None:
+            return  # its session ended: the connection is being closed
+        try:
+            await check_session(self._redis, self.settings, claims)
+        except SessionEnded:
+            self.sessions.forget(client)
+            self._session_ended(client, claims)
+            return
+        except Exception as exc:  # an authenticated connection keeps working; the session watch rechecks it
+            log.warning("ws subscribe: session store unreachable", extra={"error": str(exc)[:200]})
         if msg.id not in client.subs and len(client.subs) >= self.settings.ws_max_subscriptions:
             raise ProtocolError("too_many_subscriptions", f"at most {self.settings.ws_max_subscriptions}")
         compiled = msg.filter.compiled()
@@ -426,43 +473,6 @@ class PriceGateway:
             m.WS_REPLAYED.labels(source).inc(len(out))
         await client.conn.send(dumps({"type": "replayed", "id": sub_id, "from_seq": start, "to_seq": upto,
                                       "count": len(out), "truncated": truncated}), text=True)
-
-
-class _Expiry:
-    """Closes a connection when its token expires (4440), unless a fresh `auth` message moved the deadline:
-    a long-lived stream is never more trusted than the token that opened it."""
-
-    def __init__(self, gateway: PriceGateway, client: Client, claims):
-        self.gateway, self.client = gateway, client
-        self.claims = claims
-        self.handle: asyncio.TimerHandle | None = None
-        self.reset(claims.exp)
-
-    def reset(self, exp: int) -> None:
-        self.cancel()
-        loop = asyncio.get_running_loop()
-        self.handle = loop.call_at(loop.time() + max(0.0, exp - time.time()), self._fire)
-
-    def cancel(self) -> None:
-        if self.handle is not None:
-            self.handle.cancel()
-            self.handle = None
-
-    def _fire(self) -> None:
-        self.handle = None
-        asyncio.get_running_loop().create_task(self._close())
-
-    async def _close(self) -> None:
-        conn = self.client.conn
-        m.WS_TOKEN_EXPIRED.inc()
-        self.gateway._event(conn, "ws.disconnect", "expired", self.claims, reason="token_expired")
-        try:
-            await conn.send(dumps(error_obj("token_expired", "the connection's token expired; reconnect with a "
-                                            "fresh token, or send {type: auth, token} before it expires")),
-                            text=True)
-        except ConnectionClosed:
-            return
-        await conn.close(CLOSE_TOKEN_EXPIRED, "token expired")
 
 
 async def run_forever(settings: Settings, reuse_port: bool = False) -> None:

@@ -18,6 +18,8 @@ WS_LAGGED = Counter("gpubroker_ws_lagged_total", "`lagged` notices sent to slow 
 WS_REFUSED = Counter("gpubroker_ws_refused_total", "connections refused", ["reason"])
 WS_TOKEN_EXPIRED = Counter("gpubroker_ws_token_expired_total",
                            "connections closed because their token expired without a fresh one (4440)")
+WS_SESSION_ENDED = Counter("gpubroker_ws_session_ended_total",
+                           "connections closed (4401) because their session ended (logout, erasure, role change)")
 WS_KEEPALIVE_TIMEOUTS = Counter("gpubroker_ws_keepalive_timeouts_total",
                                 "connections closed (1011) for sending nothing back for a whole ping interval")
 WS_REAUTH = Counter("gpubroker_ws_reauth_total", "fresh tokens sent on open connections", ["outcome"])

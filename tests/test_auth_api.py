@@ -186,3 +186,31 @@ async def test_bad_input_authenticated_auth_routes(http):
     assert r.status_code == 422 and "code" in r.json()["error"]["message"]
     r = await http.post("/auth/totp/disable", json={}, headers=a.h)
     assert r.status_code == 422 and "exactly one of code, recovery_code" in r.text
+
+
+async def test_totp_guesses_count_toward_login_throttling(http, settings):
+    """A correct password does not buy a fresh guess budget: 48 wrong codes over 8 challenges meet a 429."""
+    a = await signup(http, "totp-guess")
+    secret = (await http.post("/auth/totp/enroll", headers=a.h)).json()["secret"]
+    totp = pyotp.TOTP(secret)
+    assert (await http.post("/auth/totp/confirm", json={"code": totp.now()}, headers=a.h)).status_code == 200
+    now = time.time()
+    valid = {totp.at(now + d) for d in (-60, -30, 0, 30, 60)}
+    wrong = next(c for c in ("000000", "111111", "222222", "333333", "444444", "555555") if c not in valid)
+    statuses, guesses = [], 0
+    for _ in range(8):
+        first = await http.post("/auth/login", json={"email": a.email, "password": PASSWORD})
+        statuses.append(first.status_code)
+        if first.status_code != 200:
+            continue
+        challenge = first.json()["mfa_challenge"]
+        for j in range(6):  # the 6th meets a challenge already spent by 5 wrong codes
+            r = await http.post("/auth/login/mfa", json={"mfa_challenge": challenge, "code": wrong})
+            statuses.append(r.status_code)
+            guesses += j < 5 and r.status_code == 401
+    assert set(statuses) <= {200, 401, 429}
+    assert guesses == settings.login_max_failures_account, statuses  # then 429, password or code
+    assert 429 in statuses
+    # from this address the account now waits, even with the right password and a right code
+    r = await http.post("/auth/login", json={"email": a.email, "password": PASSWORD})
+    assert r.status_code == 429 and 0 < int(r.headers["Retry-After"]) <= settings.login_window_s

@@ -82,6 +82,17 @@ def test_token_bucket():
     assert b.tokens == 2 and b.grant(10.0, 9) == 2
 
 
+def test_token_bucket_lease_reserves_ahead_within_its_debt_cap():
+    b = TokenBucket.full(rate=10, burst=20, now=0.0)
+    first = b.lease(0.0, 15, debt_cap=10)
+    assert (first.granted, first.before, first.wait_s) == (15, 20.0, 0.0)
+    second = b.lease(0.0, 15, debt_cap=10)  # 5 there, 10 reserved ahead (earned over the next second)
+    assert (second.granted, second.before) == (15, 5.0) and b.tokens == -10
+    none = b.lease(0.0, 4, debt_cap=10)
+    assert none.granted == 0 and none.wait_s == pytest.approx(0.4)
+    assert b.lease(1.5, 4, debt_cap=10).granted == 4  # 15 earned since: 5 + debt room
+
+
 def test_permission_table():
     assert set(ROLE_PERMISSIONS) == set(Role)
     assert allowed("admin", P.TENANTS_MANAGE)

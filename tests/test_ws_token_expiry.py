@@ -11,9 +11,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.client import PriceStreamClient, StreamRefused
-from gateway.tokens import TokenService
 from gateway.ws_protocol import CLOSE_TOKEN_EXPIRED
-from tests.ws_fixtures import make_tenant, next_update, price_update, publish, running_gateway, wait_for
+from tests.ws_fixtures import make_tenant, token_for, next_update, price_update, publish, running_gateway, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +40,8 @@ async def _recv_until(ws, kind: str, timeout: float = 10.0) -> dict:
 
 
 async def test_expired_token_closes_the_stream_with_4440(gw, settings, tenant):
-    tokens = TokenService(settings)
     t0 = time.time()
-    tok = tokens.issue(str(uuid.uuid4()), "user", tenant, ttl_s=2)
+    tok = token_for(settings, tenant, ttl_s=2)
     async with connect(url(gw), additional_headers={"Authorization": f"Bearer {tok}"}) as ws:
         welcome = await _recv_until(ws, "welcome")
         assert abs(welcome["token_expires_at"] - (t0 + 2)) <= 1.5
@@ -58,9 +56,8 @@ async def test_expired_token_closes_the_stream_with_4440(gw, settings, tenant):
 
 
 async def test_fresh_token_on_the_connection_keeps_it_open(gw, settings, tenant, nats_client):
-    tokens = TokenService(settings)
     user = str(uuid.uuid4())
-    tok = tokens.issue(user, "user", tenant, ttl_s=2)
+    tok = token_for(settings, tenant, ttl_s=2, sub=user)
     async with connect(url(gw), additional_headers={"Authorization": f"Bearer {tok}"}) as ws:
         first = (await _recv_until(ws, "welcome"))["token_expires_at"]
         await ws.send(json.dumps({"type": "subscribe", "filter": {"provider": "reauthcloud"}}))
@@ -68,11 +65,11 @@ async def test_fresh_token_on_the_connection_keeps_it_open(gw, settings, tenant,
         # invalid and foreign tokens are refused and change nothing
         await ws.send(json.dumps({"type": "auth", "token": "not-a-jwt"}))
         assert (await _recv_until(ws, "error"))["code"] == "invalid_token"
-        other_user = tokens.issue(str(uuid.uuid4()), "user", tenant, ttl_s=600)
+        other_user = token_for(settings, tenant, ttl_s=600)
         await ws.send(json.dumps({"type": "auth", "token": other_user}))
         assert (await _recv_until(ws, "error"))["code"] == "token_mismatch"
         # the same user's fresh token moves the deadline
-        await ws.send(json.dumps({"type": "auth", "token": tokens.issue(user, "user", tenant, ttl_s=600)}))
+        await ws.send(json.dumps({"type": "auth", "token": token_for(settings, tenant, ttl_s=600, sub=user)}))
         ok = await _recv_until(ws, "authenticated")
         assert ok["token_expires_at"] >= first + 590
         await asyncio.sleep(max(0.0, first - time.time()) + 1.0)  # past the first token's expiry
@@ -82,12 +79,11 @@ async def test_fresh_token_on_the_connection_keeps_it_open(gw, settings, tenant,
 
 
 async def test_client_with_a_token_callable_refreshes_without_reconnecting(gw, settings, tenant, nats_client):
-    tokens = TokenService(settings)
     user = str(uuid.uuid4())
     issued: list[str] = []
 
     def fresh() -> str:
-        issued.append(tokens.issue(user, "user", tenant, ttl_s=3))
+        issued.append(token_for(settings, tenant, ttl_s=3, sub=user))
         return issued[-1]
 
     c = PriceStreamClient(url(gw), fresh, subscriptions={"s": {"provider": "refreshcloud"}}, refresh_before_s=1.5)
@@ -108,7 +104,7 @@ async def test_client_with_a_token_callable_refreshes_without_reconnecting(gw, s
 
 
 async def test_client_with_a_fixed_token_stops_once_it_expired(gw, settings, tenant):
-    tok = TokenService(settings).issue(str(uuid.uuid4()), "user", tenant, ttl_s=2)
+    tok = token_for(settings, tenant, ttl_s=2)
     c = PriceStreamClient(url(gw), tok, subscriptions={"s": {}}, backoff_base=0.1)
     with pytest.raises(StreamRefused) as refused:
         await asyncio.wait_for(c.run(), 15)

@@ -16,10 +16,20 @@ async def make_tenant(pg, ws_limit: int = 100) -> str:
     return str(tid)
 
 
-def token_for(settings, tenant_id: str, ttl_s: int | None = None) -> str:
+def token_for(settings, tenant_id: str, ttl_s: int | None = None, sub: str | None = None) -> str:
+    """An access token with a live session in Redis, as a login makes them (the gateway checks both)."""
+    import redis
+
+    from gateway.live_sessions import session_key, session_value
     from gateway.tokens import TokenService
 
-    return TokenService(settings).issue(str(uuid.uuid4()), "user", tenant_id, ttl_s=ttl_s)
+    sub, sid = sub or str(uuid.uuid4()), str(uuid.uuid4())
+    r = redis.Redis.from_url(settings.redis_url)
+    try:
+        r.set(session_key(settings, sid), session_value(sub, tenant_id, "user"), ex=3600)
+    finally:
+        r.close()
+    return TokenService(settings).issue(sub, "user", tenant_id, ttl_s=ttl_s, typ="access", sid=sid)
 
 
 def price_update(provider: str = "runpod", gpu_type: str = "H100_80GB_SXM5", region: str = "us-east-1",
