@@ -26,6 +26,9 @@ ROUTERS: list[str] = [
     "deployments.api_admin:router",
     "deployments.api_gdpr:router",
     "deployments.api_search:router",
+    "deployments.api_bookings:router",
+    "deployments.api_webhooks:router",
+    "deployments.api_invoices:router",
 ]
 
 
