@@ -85,6 +85,8 @@ class BookingHost:
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._publisher()))
         if self.adopt:
+            # events a previous process committed but did not publish go out before any new one
+            await self._relay(0.0)
             await self._rebuild()
             self._tasks.append(loop.create_task(self._loop()))
         self._ready.set()
@@ -349,14 +351,14 @@ class BookingHost:
                 added += await self.ledger.meter(conn, r, now)
         return added
 
-    async def _relay(self) -> None:
+    async def _relay(self, older_than_s: float = RELAY_AFTER_S) -> None:
         from actors.pipeline import relay_outbox
 
         try:
             js = (await self.rt.get_nats()).jetstream()
         except Exception:
             return
-        n = await relay_outbox(self.pool, js, repo.msg_prefix(self.settings), RELAY_AFTER_S)
+        n = await relay_outbox(self.pool, js, repo.msg_prefix(self.settings), older_than_s)
         self.counters["relayed"] += n
 
     async def _publisher(self) -> None:
