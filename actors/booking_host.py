@@ -20,6 +20,7 @@ import asyncio
 import os
 import time
 import zlib
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -37,8 +38,7 @@ NAMESPACE = "gpubroker-bookings"
 TICK_S = 1.0      # deadline resolution of timeouts and end times
 SWEEP_S = 30.0    # how often a host looks for live bookings of its shard it does not hold (a lost submit)
 RELAY_AFTER_S = 5.0
-_REMOTE = None
-_HANDLES: dict[str, Any] = {}
+INVOICE_EVERY_S = 3600.0  # shard 0 issues yesterday's final and refreshes today's draft invoices hourly
 
 
 def shard_of(booking_id: Any, shards: int) -> int:
@@ -298,6 +298,7 @@ class BookingHost:
     # ---- deadlines, polls, meter, relay -------------------------------------------------------------------
     async def _loop(self) -> None:
         last_sweep = last_meter = last_relay = time.monotonic()
+        last_invoice = last_meter - INVOICE_EVERY_S
         while True:
             await asyncio.sleep(TICK_S)
             now = time.monotonic()
@@ -312,6 +313,11 @@ class BookingHost:
                 if self.shard == 0 and now - last_relay >= RELAY_AFTER_S:
                     last_relay = now
                     await self._relay()
+                if self.shard == 0 and now - last_invoice >= INVOICE_EVERY_S:
+                    last_invoice = now
+                    today = now_utc().date()
+                    for day in (today - timedelta(days=1), today):
+                        await self.ledger.daily_invoices(day)
             except Exception:  # the loop outlives any one failure (PostgreSQL blips included)
                 log.exception("booking host loop")
 
@@ -377,46 +383,3 @@ class BookingHost:
                 self.counters["published"] += len(batch)
             except Exception as exc:
                 log.warning("booking events left in the outbox", extra={"count": len(batch), "error": str(exc)[:200]})
-
-
-# ---- handles (ingress, CLI, tests) --------------------------------------------------------------------
-def get_or_create(settings: Any, shard: int) -> Any:
-    """The shard's host actor, created on first use (named, detached, restarted by Ray, no CPU reserved).
-    Blocking: call it from a thread, never from the event loop."""
-    import ray
-
-    from cluster.ray_env import actor_runtime_env
-
-    global _REMOTE
-    name = host_name(settings, shard)
-    h = _HANDLES.get(name)
-    if h is None:
-        if _REMOTE is None:
-            _REMOTE = ray.remote(BookingHost)
-        h = _HANDLES[name] = _REMOTE.options(
-            name=name, namespace=NAMESPACE, get_if_exists=True, lifetime="detached", num_cpus=0, max_restarts=-1,
-            runtime_env=actor_runtime_env(settings)).remote(settings, shard, settings.booking_shards)
-    return h
-
-
-async def host_for(settings: Any, booking_id: Any) -> Any:
-    name = host_name(settings, shard_of(booking_id, settings.booking_shards))
-    h = _HANDLES.get(name)
-    return h if h is not None else await asyncio.to_thread(get_or_create, settings, shard_of(booking_id, settings.booking_shards))
-
-
-def start_hosts(settings: Any) -> list[Any]:
-    """Create (or find) every host and wait for their rebuilds. Blocking."""
-    import ray
-
-    handles = [get_or_create(settings, k) for k in range(settings.booking_shards)]
-    ray.get([h.ready.remote() for h in handles], timeout=120)
-    return handles
-
-
-def up_step(settings: Any, echo: Any) -> None:
-    """`gpubroker up`: start the booking hosts; each rebuilds its live bookings from PostgreSQL."""
-    import ray
-
-    stats = ray.get([h.stats.remote() for h in start_hosts(settings)])
-    echo(f"bookings: {len(stats)} booking hosts, {sum(s['live'] for s in stats)} live bookings resumed")

@@ -27,7 +27,7 @@ EXTENSIONS: list[str] = [
 UP_STEPS: list[str] = [
     "actors.cli:up_step",  # bundled catalog, GCP history backfill, provider adapter actors (issue 3)
     "actors.ws_gateway:start_ws_gateway",
-    "actors.booking_host:up_step",  # booking hosts rebuild live bookings from PostgreSQL (issue 13)
+    "actors.booking_handles:up_step",  # booking hosts rebuild live bookings from PostgreSQL (issue 13)
 ]
 
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from actors.booking_host import host_for
+from actors.booking_handles import host_for
 from adapters import registry
 from cluster import compliance
 from cluster.logs import get_logger, trace_id_var

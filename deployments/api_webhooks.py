@@ -18,7 +18,7 @@ import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from actors.booking_host import host_for
+from actors.booking_handles import host_for
 from adapters import registry
 from cluster import compliance
 from cluster.logs import get_logger, trace_id_var

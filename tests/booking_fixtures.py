@@ -36,7 +36,7 @@ async def sandbox_offers(settings, pg, nats_client) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 async def booking_hosts(serve_app, settings, sandbox_offers):
-    from actors.booking_host import start_hosts
+    from actors.booking_handles import start_hosts
 
     return await asyncio.to_thread(start_hosts, settings)
 

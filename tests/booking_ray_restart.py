@@ -56,10 +56,10 @@ def main() -> int:
     phase, settings, booking_id = sys.argv[1], Settings.model_validate_json(sys.argv[2]), sys.argv[3]
     os.environ.pop("RAY_ADDRESS", None)
     os.environ.update(ray_env(settings))
-    from actors import booking_host
+    from actors import booking_handles
 
     ray = _start_ray()
-    booking_host.start_hosts(settings)
+    booking_handles.start_hosts(settings)
     if phase == "first":
         st = _wait(settings, booking_id, lambda s: s[0] == "PendingProvision" and s[1] is not None, 60)
         ok = st[0] == "PendingProvision"
