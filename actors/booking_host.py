@@ -45,6 +45,14 @@ def shard_of(booking_id: Any, shards: int) -> int:
     return zlib.crc32(str(booking_id).encode()) % shards
 
 
+def _rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def host_name(settings: Any, shard: int) -> str:
     return f"{settings.redis_prefix}booking-host:{shard}"
 
@@ -156,14 +164,11 @@ class BookingHost:
         return await self.stats()
 
     async def stats(self) -> dict[str, Any]:
-        import psutil
-
         by_state: dict[str, int] = {}
         for r in self.live.values():
             by_state[r["status"]] = by_state.get(r["status"], 0) + 1
-        mem = psutil.Process().memory_info()
         return {"shard": self.shard, "pid": os.getpid(), "live": len(self.live), "by_state": by_state,
-                "rss_bytes": mem.rss, "queued_events": self.outq.qsize(), **self.counters}
+                "rss_bytes": _rss_bytes(), "queued_events": self.outq.qsize(), **self.counters}
 
     # ---- the state machine ------------------------------------------------------------------------------
     async def _ready_or_pool(self) -> None:

@@ -28,6 +28,7 @@ from gateway.ws_fanout import Client, Fanout
 from gateway.ws_filters import UpdateView
 from gateway.ws_jetstream import PriceFeed
 from gateway.ws_limits import ConnectionLimiter, TenantUnknown
+from gateway.ws_bookings import BookingFeed
 from gateway.ws_protocol import (CLOSE_AUTH_TIMEOUT, CLOSE_FORBIDDEN, CLOSE_KEEPALIVE, CLOSE_TOKEN_EXPIRED,
                                  CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED, CLOSE_UNAVAILABLE, PING_FRAME, PROTOCOL_VERSION,
                                  AuthMsg, PingMsg, ProtocolError, SubscribeMsg, UnsubscribeMsg, control_frame, dumps,
@@ -77,6 +78,7 @@ class PriceGateway:
         self.fanout = Fanout(settings.ws_batch_ms / 1000.0, on_flush=self._on_flush)
         self.ring: deque[tuple[int, UpdateView, bytes, float]] = deque(maxlen=settings.ws_ring_size or None)
         self.feed = PriceFeed(settings, self._on_update)
+        self.bookings = BookingFeed(settings)
         self.server: Server | None = None
         self.limiter: ConnectionLimiter | None = None
         self._redis: Any = None
@@ -100,6 +102,7 @@ class PriceGateway:
         self.limiter = ConnectionLimiter(s, self._redis, self._pg)
         await self.limiter.heartbeat()
         await self.feed.start()
+        await self.bookings.start()
         self.server = await serve(
             self._handler, s.ws_host, self.port, process_request=self._process_request, compression=None,
             max_size=65536, max_queue=16, ping_interval=None, reuse_port=self.reuse_port, backlog=4096,
@@ -121,6 +124,7 @@ class PriceGateway:
             self.server.close()
             await self.server.wait_closed()
         await self.feed.stop()
+        await self.bookings.stop()
         if self.limiter is not None:
             try:
                 await self.limiter.close()
@@ -313,6 +317,7 @@ class PriceGateway:
         finally:
             expiry.cancel()
             self.fanout.remove(client)
+            self.bookings.remove(client)
             m.WS_CONNECTED.dec()
             self._event(conn, "ws.disconnect", "success", claims)
             try:
@@ -330,6 +335,8 @@ class PriceGateway:
                 return
             if isinstance(msg, SubscribeMsg):
                 await self._subscribe(client, msg)
+            elif isinstance(msg, UnsubscribeMsg) and self.bookings.remove(client, msg.id):
+                await conn.send(dumps({"type": "unsubscribed", "id": msg.id}), text=True)
             elif isinstance(msg, UnsubscribeMsg):
                 if msg.id not in client.subs:
                     raise ProtocolError("unknown_subscription", f"no subscription {msg.id!r}")
@@ -364,8 +371,11 @@ class PriceGateway:
         await client.conn.send(dumps({"type": "authenticated", "token_expires_at": claims.exp}), text=True)
 
     async def _subscribe(self, client: Client, msg: SubscribeMsg) -> None:
-        if msg.id not in client.subs and len(client.subs) >= self.settings.ws_max_subscriptions:
+        if msg.id not in client.subs and len(client.subs) + self.bookings.count(client) >= self.settings.ws_max_subscriptions:
             raise ProtocolError("too_many_subscriptions", f"at most {self.settings.ws_max_subscriptions}")
+        if msg.stream == "bookings":
+            await self.bookings.subscribe(client, msg)
+            return
         compiled = msg.filter.compiled()
         subs = dict(client.subs)
         subs[msg.id] = compiled
