@@ -21,6 +21,7 @@ EXTENSIONS: list[str] = [
     "cluster.audit_cli:register",
     "cluster.operator_cli:register",
     "actors.cli:register",  # sync, replay (issue 3)
+    "cluster.billing_cli:register",  # billing invoices, billing fx-rate (issue 13)
 ]
 # Steps `gpubroker up` runs after Serve is up (starting the gateway, loading the catalog, ...):
 # each "module:function" is called with (settings, echo) and must be idempotent.

@@ -90,3 +90,20 @@ def test_webhook_signature_window_and_tampering():
             continue
         with pytest.raises(webhooks.BadSignature, match=msg):
             webhooks.verify(secret, ts, signature, payload, now)
+
+
+async def test_real_adapters_refuse_provisioning_clearly_and_only_the_sandbox_books():
+    from adapters import registry
+    from adapters.base import ProvisionRequest, ProvisionUnsupported
+
+    req = ProvisionRequest("b1", "x", datetime(2030, 1, 1, tzinfo=timezone.utc), "http://127.0.0.1:9/webhooks/provider/x")
+    bookable = []
+    for name in registry.names():
+        a = registry.build(name)
+        if a.SUPPORTS_PROVISIONING:
+            bookable.append(name)
+            continue
+        for call in (a.provision(req), a.terminate("e1"), a.status("e1")):
+            with pytest.raises(ProvisionUnsupported, match=f"booking through .* is not supported yet"):
+                await call
+    assert bookable == ["sandbox"]
