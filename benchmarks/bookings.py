@@ -184,6 +184,8 @@ def run(args) -> dict:
     offers = asyncio.run(prepare(settings))
     std = ",".join(offers[e] for e in STANDARD)
     res: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+                 "note": "the plain baseline runs the same transactions for the same tenants from one process; "
+                         "each tenant's audit chain serializes its appends in both",
                  "load": {"bookings": args.count, "concurrency": args.concurrency, "tenants": TENANTS,
                           "offers": STANDARD, "sandbox_delay_s": settings.sandbox_delay_s,
                           "booking_shards": settings.booking_shards}}
@@ -219,9 +221,9 @@ def run(args) -> dict:
             res["live_memory"] = live_memory(settings)
             print(f"  live memory: {res['live_memory']}", flush=True)
         print("baseline: the same accept transactions without HTTP or actors ...", flush=True)
-        plain = _load("--mode", "plain", "--settings", settings.model_dump_json(), "--tenant", accs[0]["tenant_id"],
-                      "--user", accs[0]["user_id"], "--offers", std, "--count", str(args.count),
-                      "--concurrency", str(args.concurrency), timeout=600)
+        owners = json.dumps([[a["tenant_id"], a["user_id"]] for a in accs])
+        plain = _load("--mode", "plain", "--settings", settings.model_dump_json(), "--owners", owners, "--offers", std,
+                      "--count", str(args.count), "--concurrency", str(args.concurrency), timeout=600)
         res["baseline_plain_transactions"] = {**_ms(plain["latencies_s"]), "errors": plain["errors"],
                                               "duration_s": round(plain["duration_s"], 2),
                                               "bookings_per_s": round(len(plain["latencies_s"]) / plain["duration_s"], 1)}

@@ -42,7 +42,7 @@ async def run_http(base: str, tokens: list[str], offers: list[str], count: int, 
     return {"latencies_s": lat, "statuses": statuses, "ids": ids, "duration_s": time.perf_counter() - t0}
 
 
-async def run_plain(settings_json: str, tenant: str, user: str, offers: list[str], count: int, conc: int) -> dict:
+async def run_plain(settings_json: str, owners: list[list[str]], offers: list[str], count: int, conc: int) -> dict:
     from cluster.db import create_pool
     from cluster.repositories import bookings as repo
     from cluster.settings import Settings
@@ -60,6 +60,7 @@ async def run_plain(settings_json: str, tenant: str, user: str, offers: list[str
             offer = await repo.offer_for_booking(conn, uuid.UUID(offers[i % len(offers)]))
             start = now_utc()
             async with conn.transaction():
+                tenant, user = owners[i % len(owners)]
                 row, _ = await repo.create(conn, settings, tenant_id=uuid.UUID(tenant), user_id=uuid.UUID(user),
                                            offer=offer, start=start, end=start + timedelta(hours=1),
                                            idempotency_key=f"plain-{uuid.uuid4()}", request_hash=rules.request_fingerprint({}),
@@ -94,14 +95,13 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=100)
     ap.add_argument("--run", default="bench")
     ap.add_argument("--settings", help="Settings JSON (plain mode)")
-    ap.add_argument("--tenant")
-    ap.add_argument("--user")
+    ap.add_argument("--owners", help="JSON list of [tenant id, user id] (plain mode)")
     a = ap.parse_args()
     offers = a.offers.split(",")
     if a.mode == "http":
         out = asyncio.run(run_http(a.base, json.loads(a.tokens), offers, a.count, a.concurrency, a.run))
     else:
-        out = asyncio.run(run_plain(a.settings, a.tenant, a.user, offers, a.count, a.concurrency))
+        out = asyncio.run(run_plain(a.settings, json.loads(a.owners), offers, a.count, a.concurrency))
     print(json.dumps(out))
 
 

@@ -100,14 +100,15 @@ async def _record(conn: asyncpg.Connection, settings: Any, row: Any, previous: s
     await conn.execute("INSERT INTO booking_transitions (booking_id, version, from_state, to_state, source, reason, ts) "
                        "VALUES ($1, $2, $3, $4, $5, $6, $7)", row["id"], row["version"], previous, row["status"],
                        source, reason, row["updated_at"])
-    await append_audit(conn, row["tenant_id"], actor, "booking.created" if previous is None else "booking.transition",
-                       "booking", row["id"], details={"from": previous, "to": row["status"], "version": row["version"],
-                                                      "source": source, "reason": reason, "trace_id": trace_id})
     payload = event_payload(row, previous, source, reason)
     subj = subject(settings, "bookings", str(row["tenant_id"]), str(row["id"]))
     msg_id = f"{msg_prefix(settings)}{row['id']}:{row['version']}"
     outbox_id = await conn.fetchval("INSERT INTO outbox (subject, msg_id, payload) VALUES ($1, $2, $3) RETURNING id",
                                     subj, msg_id, payload)
+    # last: the audit append holds the tenant's chain lock until commit, so it is held as briefly as possible
+    await append_audit(conn, row["tenant_id"], actor, "booking.created" if previous is None else "booking.transition",
+                       "booking", row["id"], details={"from": previous, "to": row["status"], "version": row["version"],
+                                                      "source": source, "reason": reason, "trace_id": trace_id})
     return subj, msg_id, json.dumps(payload), outbox_id
 
 
