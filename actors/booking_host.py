@@ -77,6 +77,7 @@ class BookingHost:
         self.counters = {"transitions": 0, "published": 0, "relayed": 0, "conflicts": 0, "rebuilt": 0}
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._background: set[asyncio.Task] = set()  # provisioning requests in flight
         self._tasks.append(asyncio.get_running_loop().create_task(self._start()))
 
     # ---- lifecycle ------------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ class BookingHost:
         return len(rows)
 
     async def close(self) -> None:
-        for t in self._tasks:
+        for t in [*self._tasks, *self._background]:
             t.cancel()
         for a in self.adapters.values():
             if hasattr(a, "close"):
@@ -203,7 +204,7 @@ class BookingHost:
                             if not await repo.record_webhook(conn, webhook[0], webhook[1], bid, webhook[2], outcome):
                                 return {"status": "duplicate", "state": row["status"]}
                         if not legal:
-                            self._forget_if_final(dict(row))
+                            self._refresh(dict(row))
                             compliance.record("booking.transition", outcome="refused", tenant_id=row["tenant_id"],
                                               actor=actor, target=bid, source=source, trace_id=trace_id,
                                               from_state=row["status"], to_state=to.value)
@@ -234,6 +235,15 @@ class BookingHost:
                 await self._terminate(row)
         return {"status": "applied", "state": row["status"], "version": row["version"]}
 
+    def _refresh(self, row: dict) -> None:
+        """Take the stored row as the truth (another writer may have moved the booking)."""
+        bid = str(row["id"])
+        if rules.is_live(row["status"]):
+            if bid in self.live:
+                self.live[bid] = row
+        else:
+            self._forget_if_final(row)
+
     def _forget_if_final(self, row: dict) -> None:
         if not rules.is_live(row["status"]):
             bid = str(row["id"])
@@ -257,7 +267,9 @@ class BookingHost:
     def _spawn_provision(self, booking_id: str) -> None:
         if booking_id not in self.provisioning:
             self.provisioning.add(booking_id)
-            self._tasks.append(asyncio.get_running_loop().create_task(self._provision(booking_id)))
+            task = asyncio.get_running_loop().create_task(self._provision(booking_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def _provision(self, booking_id: str) -> None:
         try:
@@ -276,6 +288,8 @@ class BookingHost:
                 await repo.set_external_id(conn, row["id"], ext)
             if booking_id in self.live:
                 self.live[booking_id]["external_booking_id"] = ext
+            else:  # cancelled or failed while the provider was being asked: release the machine
+                await self._terminate({**row, "external_booking_id": ext})
             self.next_poll[booking_id] = time.monotonic() + self.settings.booking_status_poll_s
         except Exception:
             log.exception("provisioning request failed; retried by the next status poll",
@@ -286,7 +300,7 @@ class BookingHost:
     async def _terminate(self, row: dict) -> None:
         try:
             await self._adapter(row["provider_id"]).terminate(row["external_booking_id"])
-        except Exception as exc:  # the booking is closed on our side either way; the provider is told again never
+        except Exception as exc:  # the booking is closed on our side either way; the failed release is logged
             log.warning("terminate failed", extra={"booking_id": str(row["id"]), "error": str(exc)[:200]})
 
     async def _poll(self, booking_id: str, row: dict) -> None:
