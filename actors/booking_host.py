@@ -45,12 +45,17 @@ def shard_of(booking_id: Any, shards: int) -> int:
     return zlib.crc32(str(booking_id).encode()) % shards
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+def memory_bytes() -> dict[str, int]:
+    """This process's resident and proportional set sizes (PSS splits shared pages among their users)."""
+    out = {"rss_bytes": 0, "pss_bytes": 0}
+    try:
+        with open("/proc/self/smaps_rollup") as f:
+            for line in f:
+                if line.startswith(("Rss:", "Pss:")):
+                    out[line[:3].lower() + "_bytes"] = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return out
 
 
 def host_name(settings: Any, shard: int) -> str:
@@ -169,7 +174,7 @@ class BookingHost:
         for r in self.live.values():
             by_state[r["status"]] = by_state.get(r["status"], 0) + 1
         return {"shard": self.shard, "pid": os.getpid(), "live": len(self.live), "by_state": by_state,
-                "rss_bytes": _rss_bytes(), "queued_events": self.outq.qsize(), **self.counters}
+                **memory_bytes(), "queued_events": self.outq.qsize(), **self.counters}
 
     # ---- the state machine ------------------------------------------------------------------------------
     async def _ready_or_pool(self) -> None:

@@ -156,22 +156,26 @@ def live_memory(settings: Settings) -> dict:
         def __init__(self, row: dict):
             self.row = row
 
-        def rss(self) -> int:
-            from actors.booking_host import _rss_bytes
+        def memory(self) -> dict:
+            from actors.booking_host import memory_bytes
 
-            return _rss_bytes()
+            return memory_bytes()
 
     actors = [OneBooking.remote({"id": str(i), "status": "Active"}) for i in range(ONE_PER_BOOKING_SAMPLE)]
-    rss = ray.get([a.rss.remote() for a in actors], timeout=300)
+    mem = ray.get([a.memory.remote() for a in actors], timeout=300)
     for a in actors:
         ray.kill(a)
     live = sum(s["live"] for s in stats)
-    host_rss = sum(s["rss_bytes"] for s in stats)
-    per_actor = sum(rss) / len(rss)
+    mb = 2 ** 20
+    per_actor_rss = sum(m["rss_bytes"] for m in mem) / len(mem)
+    per_actor_pss = sum(m["pss_bytes"] for m in mem) / len(mem)
     return {"hosts": len(stats), "live_bookings": live, "processes": len(stats),
-            "hosts_rss_mb": round(host_rss / 2**20, 1), "per_host": [{k: s[k] for k in ("shard", "live", "rss_bytes")} for s in stats],
-            "one_actor_per_booking_rss_mb_each": round(per_actor / 2**20, 1),
-            "one_actor_per_booking_projected_gb": round(per_actor * max(live, 1) / 2**30, 1)}
+            "hosts_rss_mb": round(sum(s["rss_bytes"] for s in stats) / mb, 1),
+            "hosts_pss_mb": round(sum(s["pss_bytes"] for s in stats) / mb, 1),
+            "per_host": [{k: s[k] for k in ("shard", "live", "rss_bytes", "pss_bytes")} for s in stats],
+            "one_actor_per_booking_rss_mb_each": round(per_actor_rss / mb, 1),
+            "one_actor_per_booking_pss_mb_each": round(per_actor_pss / mb, 1),
+            "one_actor_per_booking_projected_pss_gb": round(per_actor_pss * max(live, 1) / 2 ** 30, 1)}
 
 
 def run(args) -> dict:
