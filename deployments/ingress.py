@@ -16,6 +16,7 @@ from cluster.logs import configure_logging
 from cluster.runtime import Runtime
 from cluster.settings import Settings
 from gateway.http import EdgeMiddleware, install_error_handlers
+from gateway.openapi import install_openapi
 from gateway.ratelimit import install_rate_limit
 
 ROUTERS: list[str] = [
@@ -23,8 +24,10 @@ ROUTERS: list[str] = [
     # before any other /providers route: '/providers/{id}' must not capture 'health'
     "deployments.api_providers_health:router",
     "deployments.api_auth:router",
+    "deployments.api_api_keys:router",
     "deployments.api_admin:router",
     "deployments.api_gdpr:router",
+    "deployments.api_history:router",
     "deployments.api_search:router",
     "deployments.api_bookings:router",
     "deployments.api_webhooks:router",
@@ -43,8 +46,6 @@ def create_app(runtime: Runtime, handles: dict[str, Any] | None = None) -> FastA
     app = FastAPI(
         title="GPU Broker API",
         version="0.1.0",
-        description="Open GPU-compute marketplace: search, bookings, chat, forecasts. "
-        "Errors are always {\"error\": {code, message, details?, trace_id}}.",
         lifespan=lifespan,
     )
     app.state.runtime = runtime
@@ -55,6 +56,7 @@ def create_app(runtime: Runtime, handles: dict[str, Any] | None = None) -> FastA
         mod, attr = spec.split(":")
         app.include_router(getattr(importlib.import_module(mod), attr))
     install_rate_limit(app)
+    install_openapi(app)
     app.add_middleware(EdgeMiddleware)
     return app
 

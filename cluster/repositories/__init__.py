@@ -1,5 +1,5 @@
-"""SQL, one module per aggregate: async functions taking an asyncpg connection (or pool where no
-transaction matters). Functions that must be part of a caller's transaction refuse to run outside one."""
+"""SQL by aggregate: one module per aggregate, async functions taking a connection or pool. Functions that
+must be part of a caller's transaction refuse to run outside one (`require_transaction`)."""
 from __future__ import annotations
 
 from typing import Any
