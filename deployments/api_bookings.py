@@ -25,7 +25,9 @@ from cluster.repositories import billing as billing_repo
 from cluster.repositories import bookings as repo
 from domain import bookings as rules
 from domain.audit import now_utc
+from domain.booking_api import BookingDetail, BookingOut, BookingPage
 from domain.models import BookingState
+from domain.pagination import CURSOR_DESCRIPTION, CURSOR_PATTERN, CursorError, decode_cursor, encode_cursor
 from domain.permissions import P
 from gateway.authz import Principal, require
 from gateway.http import ApiError
@@ -52,6 +54,24 @@ class BookingIn(BaseModel):
         if self.end is not None and self.end.tzinfo is None:
             raise ValueError("end must carry a timezone")
         return self
+
+
+def page_offset(cursor: str | None) -> int:
+    """The offset in a list cursor of these routes (`{"o": n}`); a foreign one is a 422 naming `cursor`."""
+    if cursor is None:
+        return 0
+    try:
+        o = decode_cursor(cursor, ("o",))["o"]
+        if not isinstance(o, int) or o < 0:
+            raise CursorError("bad offset")
+        return o
+    except CursorError:
+        raise ApiError(422, "validation_error", "invalid request: cursor", details=[
+            {"field": "cursor", "message": "not a cursor issued by this route", "type": "value_error"}]) from None
+
+
+def next_cursor(offset: int, limit: int, total: int) -> str | None:
+    return encode_cursor({"o": offset + limit}) if offset + limit < total else None
 
 
 def _money(v: Any) -> str | None:
@@ -108,11 +128,13 @@ def _replay(me: Principal, row: Any, fingerprint: str) -> JSONResponse:
     if row["request_hash"] != fingerprint:
         raise _refuse(me, 422, "idempotency_key_reused", "this Idempotency-Key was used with another request body",
                       {"booking_id": str(row["id"])}, row["id"])
-    return JSONResponse(booking_view(row), status_code=200, headers={"Idempotent-Replayed": "true"})
+    return JSONResponse(booking_view(row), status_code=201, headers={"Idempotent-Replayed": "true"})
 
 
-@router.post("/bookings", status_code=201, summary="Book an offer (idempotent with Idempotency-Key)",
+@router.post("/bookings", status_code=201, response_model=BookingOut,
+             summary="Book an offer (idempotent with Idempotency-Key: a replay answers the same booking)",
              responses={409: {"description": "offer_unavailable or price_changed (with the new price)"},
+                        404: {"description": "no such offer"},
                         422: {"description": "invalid body, or an Idempotency-Key reused with another body"}})
 async def create_booking(body: BookingIn, request: Request, me: Principal = Depends(require(P.BOOKINGS_WRITE)),
                          idempotency_key: str | None = Header(None, pattern=IDEMPOTENCY_KEY_PATTERN)) -> Any:
@@ -155,16 +177,19 @@ async def create_booking(body: BookingIn, request: Request, me: Principal = Depe
     return JSONResponse(view, status_code=201)
 
 
-@router.get("/bookings", summary="The tenant's bookings, newest first (paged, filter by state)")
+@router.get("/bookings", response_model=BookingPage, summary="The tenant's bookings, newest first (filter by state)")
 async def list_bookings(request: Request, me: Principal = Depends(require(P.BOOKINGS_READ)),
                         state: BookingState | None = Query(None, description="only bookings in this state"),
-                        limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0, le=1_000_000)) -> dict:
+                        limit: int = Query(50, ge=1, le=200, description="items per page"),
+                        cursor: str | None = Query(None, pattern=CURSOR_PATTERN, description=CURSOR_DESCRIPTION)) -> dict:
+    offset = page_offset(cursor)
     async with (await _pool(request)).acquire() as conn:
         rows, total = await repo.page(conn, me.tenant_id, state.value if state else None, limit, offset)
-    return {"items": [booking_view(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+    return {"items": [booking_view(r) for r in rows], "next_cursor": next_cursor(offset, limit, total), "total": total}
 
 
-@router.get("/bookings/{booking_id}", summary="One booking with its transitions and metered usage")
+@router.get("/bookings/{booking_id}", response_model=BookingDetail, responses={404: {"description": "no such booking"}},
+            summary="One booking with its transitions and metered usage")
 async def get_booking(booking_id: UUID, request: Request, me: Principal = Depends(require(P.BOOKINGS_READ))) -> dict:
     async with (await _pool(request)).acquire() as conn:
         row = await repo.get(conn, booking_id, me.tenant_id)
@@ -179,8 +204,10 @@ async def get_booking(booking_id: UUID, request: Request, me: Principal = Depend
     return out
 
 
-@router.post("/bookings/{booking_id}/cancel", summary="Cancel a booking (releases the machine, closes the meter)",
-             responses={409: {"description": "illegal_transition: the booking is already final"}})
+@router.post("/bookings/{booking_id}/cancel", response_model=BookingOut,
+             summary="Cancel a booking (releases the machine, closes the meter)",
+             responses={404: {"description": "no such booking"},
+                        409: {"description": "illegal_transition: the booking is already final"}})
 async def cancel_booking(booking_id: UUID, request: Request, me: Principal = Depends(require(P.BOOKINGS_WRITE))) -> dict:
     settings = request.app.state.settings
     async with (await _pool(request)).acquire() as conn:

@@ -13,7 +13,10 @@ from fastapi.responses import Response
 
 from cluster import compliance
 from cluster.repositories import billing as repo
+from deployments.api_bookings import next_cursor, page_offset
 from deployments.invoice_pdf import render
+from domain.booking_api import InvoiceDetail, InvoicePage
+from domain.pagination import CURSOR_DESCRIPTION, CURSOR_PATTERN
 from domain.permissions import P
 from gateway.authz import Principal, require
 from gateway.http import ApiError
@@ -42,17 +45,20 @@ async def _pool(request: Request):
         raise ApiError(503, "dependency_unavailable", "database unavailable") from None
 
 
-@router.get("/invoices", summary="The tenant's invoices, newest period first")
+@router.get("/invoices", response_model=InvoicePage, summary="The tenant's invoices, newest period first")
 async def list_invoices(request: Request, me: Principal = Depends(require(P.BILLING_READ)),
-                        limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0, le=1_000_000)) -> dict:
+                        limit: int = Query(50, ge=1, le=200, description="items per page"),
+                        cursor: str | None = Query(None, pattern=CURSOR_PATTERN, description=CURSOR_DESCRIPTION)) -> dict:
+    offset = page_offset(cursor)
     async with (await _pool(request)).acquire() as conn:
         rows, total = await repo.invoices_page(conn, me.tenant_id, limit, offset)
-    return {"items": [invoice_view(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+    return {"items": [invoice_view(r) for r in rows], "next_cursor": next_cursor(offset, limit, total), "total": total}
 
 
-@router.get("/invoices/{invoice_id}", summary="One invoice with its lines; ?format=pdf for the PDF")
+@router.get("/invoices/{invoice_id}", response_model=InvoiceDetail, responses={404: {"description": "no such invoice"}},
+            summary="One invoice with its lines; ?format=pdf for the PDF")
 async def get_invoice(invoice_id: UUID, request: Request, me: Principal = Depends(require(P.BILLING_READ)),
-                      format: Literal["json", "pdf"] = Query("json")) -> Any:
+                      format: Literal["json", "pdf"] = Query("json", description="json, or pdf for the document")) -> Any:
     async with (await _pool(request)).acquire() as conn:
         row, lines = await repo.invoice(conn, invoice_id, me.tenant_id)
     if row is None:

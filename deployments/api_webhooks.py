@@ -25,6 +25,7 @@ from cluster.logs import get_logger, trace_id_var
 from cluster.repositories import bookings as repo
 from cluster.secrets import secret_store
 from domain import webhooks
+from domain.booking_api import WebhookAck
 from domain.bookings import EVENT_STATES
 from gateway.http import ApiError
 
@@ -56,9 +57,11 @@ def _refused(provider: str, reason: str, **fields: Any) -> None:
                       source=f"webhook:{provider}", reason=reason)
 
 
-@router.post("/webhooks/provider/{name}", summary="Signed provider callback (HMAC-SHA256 over timestamp.body)",
+@router.post("/webhooks/provider/{name}", response_model=WebhookAck,
+             summary="Signed provider callback (HMAC-SHA256 over timestamp.body)",
              responses={401: {"description": "missing, wrong or stale signature"},
-                        404: {"description": "unknown provider or booking"}})
+                        404: {"description": "unknown provider or booking"},
+                        413: {"description": "body over 64 KiB"}})
 async def provider_webhook(name: str, request: Request) -> dict:
     try:
         registry.adapter_class(name)
