@@ -62,7 +62,7 @@ def page_offset(cursor: str | None) -> int:
         return 0
     try:
         o = decode_cursor(cursor, ("o",))["o"]
-        if not isinstance(o, int) or o < 0:
+        if not isinstance(o, int) or isinstance(o, bool) or not 0 <= o <= 1_000_000_000:
             raise CursorError("bad offset")
         return o
     except CursorError:
