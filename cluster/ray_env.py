@@ -73,12 +73,16 @@ def build_app(settings: Settings):
     """The Serve application: the ingress and what it composes."""
     from ray import serve
 
+    from deployments.chat import chat_deployment
     from deployments.ingress import Ingress
+    from deployments.forecast import forecast_deployment
     from deployments.search import search_deployment
 
     ingress = serve.deployment(
         Ingress, **deployment_options(settings, "Ingress", settings.ingress_replicas_min, settings.ingress_replicas_max))
-    handles = {"search": search_deployment(settings).bind(settings)}
+    handles = {"search": search_deployment(settings).bind(settings),
+               "forecast": forecast_deployment(settings).bind(settings)}
+    handles["chat"] = chat_deployment(settings).bind(settings, handles["search"], handles.get("forecast"))
     return ingress.bind(settings, handles)
 
 
@@ -88,3 +92,7 @@ def deploy(settings: Settings, name: str = "gpubroker", route_prefix: str = "/",
 
     serve.start(http_options={"host": settings.http_host, "port": settings.http_port}, detached=True)
     serve.run(app if app is not None else build_app(settings), name=name, route_prefix=route_prefix, blocking=False)
+    if app is None and settings.chat_engine == "vllm":  # the GPU LLM app, on its own route
+        from deployments.llm_vllm import deploy_llm_app
+
+        deploy_llm_app(settings)

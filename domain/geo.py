@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["UnknownRegion", "locate", "CONTINENT", "GLOBAL_REGIONS"]
+__all__ = ["UnknownRegion", "locate", "CONTINENT", "GLOBAL_REGIONS", "COUNTRY_WORDS", "CITY_WORDS", "CONTINENT_WORDS",
+           "AREA_PREFIXES", "is_region"]
 
 
 class UnknownRegion(ValueError):
@@ -116,6 +117,62 @@ def locate(region: str) -> tuple[str | None, str | None]:
     if m and m.group(1) in _COUNTRY_NAME:
         return _country(_COUNTRY_NAME[m.group(1)])
     raise UnknownRegion(f"unknown region {region!r}")
+
+
+# ---- places as people name them (the chat extractor) ------------------------------------------------
+# Country names, demonyms and common short forms -> ISO2 (every country in CONTINENT is reachable).
+COUNTRY_WORDS: dict[str, str] = {
+    "united states": "US", "usa": "US", "u.s.": "US", "us": "US", "america": "US", "american": "US",
+    "canada": "CA", "canadian": "CA", "mexico": "MX", "brazil": "BR", "chile": "CL", "argentina": "AR",
+    "peru": "PE", "colombia": "CO", "united kingdom": "GB", "uk": "GB", "britain": "GB", "great britain": "GB",
+    "england": "GB", "british": "GB", "ireland": "IE", "irish": "IE", "france": "FR", "french": "FR",
+    "germany": "DE", "german": "DE", "netherlands": "NL", "holland": "NL", "dutch": "NL", "belgium": "BE",
+    "switzerland": "CH", "swiss": "CH", "austria": "AT", "italy": "IT", "italian": "IT", "spain": "ES",
+    "spanish": "ES", "portugal": "PT", "sweden": "SE", "swedish": "SE", "norway": "NO", "norwegian": "NO",
+    "finland": "FI", "finnish": "FI", "denmark": "DK", "iceland": "IS", "poland": "PL", "polish": "PL",
+    "czechia": "CZ", "czech republic": "CZ", "hungary": "HU", "romania": "RO", "bulgaria": "BG",
+    "estonia": "EE", "latvia": "LV", "lithuania": "LT", "slovakia": "SK", "slovenia": "SI", "croatia": "HR",
+    "greece": "GR", "ukraine": "UA", "serbia": "RS", "luxembourg": "LU", "japan": "JP", "japanese": "JP",
+    "south korea": "KR", "korea": "KR", "taiwan": "TW", "hong kong": "HK", "china": "CN", "singapore": "SG",
+    "india": "IN", "indonesia": "ID", "malaysia": "MY", "thailand": "TH", "vietnam": "VN", "philippines": "PH",
+    "israel": "IL", "uae": "AE", "united arab emirates": "AE", "saudi arabia": "SA", "qatar": "QA",
+    "bahrain": "BH", "turkey": "TR", "australia": "AU", "australian": "AU", "new zealand": "NZ",
+    "south africa": "ZA", "nigeria": "NG", "morocco": "MA", "egypt": "EG", "kenya": "KE", "russia": "RU",
+    "north macedonia": "MK", "macau": "MO", "oman": "OM", "kazakhstan": "KZ", "senegal": "SN",
+}
+# Cities with GPU data centres in the bundled catalogs -> ISO2.
+CITY_WORDS: dict[str, str] = {
+    "frankfurt": "DE", "berlin": "DE", "munich": "DE", "hamburg": "DE", "london": "GB", "manchester": "GB",
+    "paris": "FR", "amsterdam": "NL", "dublin": "IE", "zurich": "CH", "milan": "IT", "madrid": "ES",
+    "stockholm": "SE", "oslo": "NO", "helsinki": "FI", "warsaw": "PL", "copenhagen": "DK", "reykjavik": "IS",
+    "new york": "US", "virginia": "US", "ohio": "US", "oregon": "US", "california": "US", "texas": "US",
+    "dallas": "US", "houston": "US", "chicago": "US", "seattle": "US", "los angeles": "US",
+    "san francisco": "US", "silicon valley": "US", "atlanta": "US", "salt lake city": "US", "kansas city": "US",
+    "montreal": "CA", "toronto": "CA", "vancouver": "CA", "sao paulo": "BR", "tokyo": "JP", "osaka": "JP",
+    "seoul": "KR", "mumbai": "IN", "delhi": "IN", "sydney": "AU", "melbourne": "AU", "jakarta": "ID",
+    "tel aviv": "IL", "dubai": "AE", "johannesburg": "ZA", "cape town": "ZA",
+}
+# Continents and broad areas -> continent code.
+CONTINENT_WORDS: dict[str, str] = {
+    "europe": "EU", "european": "EU", "eu": "EU", "emea": "EU", "north america": "NA", "asia": "AS",
+    "asian": "AS", "apac": "AS", "asia pacific": "AS", "south america": "SA", "latin america": "SA",
+    "latam": "SA", "africa": "AF", "oceania": "OC",
+}
+# Region-name prefixes people use for an area inside a country ("us-east" = every us-east-* region).
+AREA_PREFIXES: dict[str, str] = {
+    "us-east": "US", "us-west": "US", "us-central": "US", "us-south": "US", "eu-west": "IE", "eu-central": "DE",
+    "eu-north": "SE", "eu-south": "IT", "europe-west": "NL", "europe-north": "FI", "asia-east": "TW",
+    "asia-northeast": "JP", "asia-southeast": "SG", "ap-northeast": "JP", "ap-southeast": "SG", "ap-south": "IN",
+}
+
+
+def is_region(name: str) -> bool:
+    """True when `name` is a provider region `locate` knows (not a country or city word)."""
+    try:
+        locate(name)
+    except UnknownRegion:
+        return False
+    return name.strip().lower() not in GLOBAL_REGIONS
 
 
 CONTINENT_CODES = ("AF", "AN", "AS", "EU", "NA", "OC", "SA")

@@ -24,6 +24,7 @@ from cluster.logs import get_logger
 from cluster.settings import Settings
 from gateway import ws_metrics as m
 from gateway.tokens import TokenError, TokenService
+from gateway.ws_chat import ChatEvents, ChatRelay
 from gateway.ws_fanout import Client, Fanout
 from gateway.ws_filters import UpdateView
 from gateway.ws_jetstream import PriceFeed
@@ -31,7 +32,7 @@ from gateway.ws_limits import ConnectionLimiter, TenantUnknown
 from gateway.ws_bookings import BookingFeed
 from gateway.ws_protocol import (CLOSE_AUTH_TIMEOUT, CLOSE_FORBIDDEN, CLOSE_KEEPALIVE, CLOSE_TOKEN_EXPIRED,
                                  CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED, CLOSE_UNAVAILABLE, PING_FRAME, PROTOCOL_VERSION,
-                                 AuthMsg, PingMsg, ProtocolError, SubscribeMsg, UnsubscribeMsg, control_frame, dumps,
+                                 AuthMsg, ChatMsg, PingMsg, ProtocolError, SubscribeMsg, UnsubscribeMsg, control_frame, dumps,
                                  error_obj, parse_client_message, prices_payload, update_json)
 
 log = get_logger("ws")
@@ -70,8 +71,10 @@ def _ts_epoch(v: Any) -> float | None:
 class PriceGateway:
     """One WebSocket server process. `await start()`, then `await stop()`."""
 
-    def __init__(self, settings: Settings, *, reuse_port: bool = False, port: int | None = None):
+    def __init__(self, settings: Settings, *, reuse_port: bool = False, port: int | None = None,
+                 chat: ChatEvents | None = None):
         self.settings = settings
+        self.chat = ChatRelay(chat)  # `chat` messages; default: the Chat deployment of the Serve app
         self.reuse_port = reuse_port
         self.port = port if port is not None else settings.ws_port
         self.tokens = TokenService(settings)
@@ -316,6 +319,7 @@ class PriceGateway:
             pass
         finally:
             expiry.cancel()
+            self.chat.close(conn)
             self.fanout.remove(client)
             self.bookings.remove(client)
             m.WS_CONNECTED.dec()
@@ -346,6 +350,8 @@ class PriceGateway:
                 await conn.send(dumps({"type": "unsubscribed", "id": msg.id}), text=True)
             elif isinstance(msg, PingMsg):
                 await conn.send(dumps({"type": "pong", "nonce": msg.nonce, "seq": self.feed.last_seq}), text=True)
+            elif isinstance(msg, ChatMsg):
+                self.chat.start(conn, msg)
             else:
                 raise ProtocolError("unexpected_message", "message type not accepted here")
         except ProtocolError as exc:

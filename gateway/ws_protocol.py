@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from websockets.frames import Frame, Opcode
 
+from domain.chat import ChatRequest
 from gateway.ws_filters import PriceFilter
 
 PROTOCOL_VERSION = 1
@@ -61,7 +62,14 @@ class PingMsg(_Msg):
     nonce: str | None = Field(None, max_length=64)
 
 
-ClientMsg = Annotated[Union[AuthMsg, SubscribeMsg, UnsubscribeMsg, PingMsg], Field(discriminator="type")]
+class ChatMsg(ChatRequest):
+    """The same request as POST /ai/chat (always streamed); `id` is echoed in every frame of the answer."""
+
+    type: Literal["chat"]
+    id: _Name = "chat"
+
+
+ClientMsg = Annotated[Union[AuthMsg, SubscribeMsg, UnsubscribeMsg, PingMsg, ChatMsg], Field(discriminator="type")]
 _client_msg = TypeAdapter(ClientMsg)
 
 
@@ -73,7 +81,7 @@ class ProtocolError(Exception):
         self.code, self.message, self.details = code, message, details
 
 
-def parse_client_message(raw: str | bytes) -> AuthMsg | SubscribeMsg | UnsubscribeMsg | PingMsg:
+def parse_client_message(raw: str | bytes) -> AuthMsg | SubscribeMsg | UnsubscribeMsg | PingMsg | ChatMsg:
     if isinstance(raw, bytes):
         try:
             raw = raw.decode()
