@@ -231,25 +231,7 @@ class Ingestor:
 
     async def relay_outbox(self, older_than_s: float = 0.0, limit: int = 50_000) -> int:
         """Publish this pipeline's outbox rows still unpublished (NATS was down); returns how many."""
-        if self.js is None:
-            return 0
-        rows = await self.pool.fetch(sql.UNPUBLISHED, self.msg_prefix + "%", older_than_s, limit)
-        if not rows:
-            return 0
-        msgs: list[tuple[str, str, str]] = []
-        ids: list[int] = []
-        for r in rows:  # oldest first, whole rows only, stopping once `limit` messages are in hand
-            if ids and len(msgs) + r["messages"] > limit:
-                break
-            ids.append(r["id"])
-            msgs.extend(outbox_messages(r))
-        try:
-            await publish_all(self.js, msgs)
-        except Exception as exc:
-            log.warning("outbox relay failed", extra={"error": str(exc)[:200]})
-            return 0
-        await self.pool.execute(sql.MARK_PUBLISHED_IDS, ids)
-        return len(msgs)
+        return await relay_outbox(self.pool, self.js, self.msg_prefix, older_than_s, limit)
 
     async def record_health(self, provider: str, status: str, *, last_error: str | None, latency_ms: float | None,
                             source: str, details: dict[str, Any], synced: bool) -> None:
@@ -274,6 +256,30 @@ async def publish_all(js: Any, msgs: list[tuple[str, str, str]], fence_after: in
         await nc.publish(s, p.encode(), headers={"Nats-Msg-Id": m})
     s, m, p = msgs[-1]
     await js.publish(s, p.encode(), headers={"Nats-Msg-Id": m}, timeout=30)
+
+
+async def relay_outbox(pool: Any, js: Any, msg_prefix: str, older_than_s: float = 0.0, limit: int = 50_000) -> int:
+    """Publish the outbox rows whose msg_id starts with `msg_prefix` still unpublished (NATS was down);
+    returns how many messages went out. Shared by every outbox producer (price deltas, booking events)."""
+    if js is None:
+        return 0
+    rows = await pool.fetch(sql.UNPUBLISHED, msg_prefix + "%", older_than_s, limit)
+    if not rows:
+        return 0
+    msgs: list[tuple[str, str, str]] = []
+    ids: list[int] = []
+    for r in rows:  # oldest first, whole rows only, stopping once `limit` messages are in hand
+        if ids and len(msgs) + r["messages"] > limit:
+            break
+        ids.append(r["id"])
+        msgs.extend(outbox_messages(r))
+    try:
+        await publish_all(js, msgs)
+    except Exception as exc:
+        log.warning("outbox relay failed", extra={"error": str(exc)[:200]})
+        return 0
+    await pool.execute(sql.MARK_PUBLISHED_IDS, ids)
+    return len(msgs)
 
 
 def outbox_rows(batch_subject: str, deltas: list[tuple[str, str, str]], ts: datetime,

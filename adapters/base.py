@@ -14,6 +14,11 @@ Errors (all `AdapterError`):
     LiveUnsupported     - no live path in this adapter (the snapshot is the catalog; no adapter raises it now)
     CircuitOpen         - recent live calls failed; no call is made until the breaker half-opens
     FetchError          - the live call failed after its retries (HTTP status, timeout, bad body)
+    ProvisionUnsupported - the adapter cannot book machines yet (only the sandbox provider can)
+
+Provisioning (bookings): `provision(request) -> external id`, `terminate(external id)`,
+`status(external id) -> "pending" | "provisioned" | "failed" | "terminated" | "unknown"`. `provision` is
+idempotent by booking id (a booking resumed after a crash asks again and gets the same machine).
 """
 from __future__ import annotations
 
@@ -56,6 +61,18 @@ class CircuitOpen(AdapterError):
 
 class FetchError(AdapterError):
     """The live call failed after all retries."""
+
+
+class ProvisionUnsupported(AdapterError):
+    """This provider's adapter cannot provision machines (yet); bookings of its offers are refused."""
+
+
+@dataclass(frozen=True)
+class ProvisionRequest:
+    booking_id: str
+    offer_external_id: str
+    end_time: Any          # datetime (UTC)
+    callback_url: str      # where the provider posts its signed webhooks
 
 
 class RecordError(ValueError):
@@ -218,6 +235,21 @@ class Adapter(abc.ABC):
         import io
 
         return list(csv.DictReader(io.StringIO(data.decode())))
+
+    # ---- provisioning (bookings) -----------------------------------------------------------------------
+    SUPPORTS_PROVISIONING: bool = False
+
+    async def provision(self, request: ProvisionRequest) -> str:
+        """Ask the provider for the machine; returns its id for the booking. Idempotent by booking id."""
+        raise ProvisionUnsupported(f"booking through {self.DISPLAY or self.NAME} is not supported yet")
+
+    async def terminate(self, external_id: str) -> None:
+        """Release the machine (cancellation, end of booking, provisioning timeout)."""
+        raise ProvisionUnsupported(f"booking through {self.DISPLAY or self.NAME} is not supported yet")
+
+    async def status(self, external_id: str) -> str:
+        """The machine's state as the provider reports it (used when a webhook may have been lost)."""
+        raise ProvisionUnsupported(f"booking through {self.DISPLAY or self.NAME} is not supported yet")
 
     # ---- live ----------------------------------------------------------------------------------------
     def credential(self) -> str | None:

@@ -10,11 +10,13 @@ from adapters.base import Adapter
 from adapters.gcp import GcpProvider
 from adapters.primeintellect import PrimeIntellectProvider
 from adapters.runpod import RunpodProvider
+from adapters.sandbox import SandboxProvider
 from adapters.shadeform import CLOUDS
 from adapters.vastai import VastaiProvider
 
 PROVIDERS: list[type[Adapter]] = [
     GcpProvider, AwsProvider, AzureProvider, RunpodProvider, VastaiProvider, *CLOUDS, PrimeIntellectProvider,
+    SandboxProvider,
 ]
 _BY_NAME = {p.NAME: p for p in PROVIDERS}
 assert len(_BY_NAME) == len(PROVIDERS), "two adapters share a NAME"

@@ -21,6 +21,7 @@ EXTENSIONS: list[str] = [
     "cluster.audit_cli:register",
     "cluster.operator_cli:register",
     "actors.cli:register",  # sync, replay (issue 3)
+    "cluster.billing_cli:register",  # billing invoices, billing fx-rate (issue 13)
     "actors.forecast_cli:register",  # forecast train|eval|plot (issue 14)
     "gpubroker.cli:register",  # search, watch: client commands through the SDK (no server settings)
 ]
@@ -30,6 +31,7 @@ CLIENT_COMMANDS = {"search", "watch"}
 UP_STEPS: list[str] = [
     "actors.cli:up_step",  # bundled catalog, GCP history backfill, provider adapter actors (issue 3)
     "actors.ws_gateway:start_ws_gateway",
+    "actors.booking_handles:up_step",  # booking hosts rebuild live bookings from PostgreSQL (issue 13)
     "actors.forecast_cli:up_step",  # forecast training schedule (issue 14)
 ]
 

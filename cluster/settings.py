@@ -96,6 +96,17 @@ class Settings(BaseModel):
     adapter_timeout_s: float = Field(10.0, gt=0, le=120, description="timeout of one provider API request")
     adapter_retries: int = Field(3, ge=0, le=10, description="retries of a failed provider API request (exponential backoff + jitter)")
     sync_interval_s: float = Field(300.0, ge=1, description="seconds between two syncs of one provider (FR-PROV-1: < 5 min)")
+    # --- bookings, provider webhooks, billing (issue 13) ---
+    booking_shards: int = Field(4, ge=1, le=1024, description="BookingHost actors; each owns the live bookings hashed to it (one actor process per booking measured ~71 MB PSS each)")
+    booking_provision_timeout_s: float = Field(600.0, gt=0, description="PendingProvision -> Failed after this long without the provider's answer")
+    booking_status_poll_s: float = Field(5.0, gt=0, le=3600, description="how often a pending booking's provider is asked for its status (a lost webhook is not a lost booking)")
+    booking_meter_interval_s: float = Field(60.0, gt=0, le=3600, description="how often Active bookings' whole minutes are written to usage_events")
+    booking_offer_max_age_s: float = Field(3600.0, gt=0, description="an offer not seen by a sync for this long is stale and cannot be booked")
+    booking_webhook_url: str | None = Field(None, description="base URL providers call back (default http://127.0.0.1:<http_port>)")
+    sandbox_delay_s: float = Field(1.0, ge=0, le=3600, description="sandbox provider: seconds before it reports a booking provisioned")
+    sandbox_fail_share: float = Field(0.0, ge=0, le=1, description="sandbox provider: share of provisionings that fail")
+    sandbox_duplicate_share: float = Field(0.0, ge=0, le=1, description="sandbox provider: share of webhooks sent twice")
+    sandbox_out_of_order_share: float = Field(0.0, ge=0, le=1, description="sandbox provider: share of bookings that also get a stale 'provisioning' event after 'provisioned'")
     # --- price forecasting (issue 14) ---
     forecast_replicas_min: int = Field(1, ge=1, le=64, description="Forecast deployment autoscaling minimum replicas")
     forecast_replicas_max: int = Field(2, ge=1, le=64, description="Forecast deployment autoscaling maximum replicas")

@@ -29,6 +29,9 @@ ROUTERS: list[str] = [
     "deployments.api_gdpr:router",
     "deployments.api_history:router",
     "deployments.api_search:router",
+    "deployments.api_bookings:router",
+    "deployments.api_webhooks:router",
+    "deployments.api_invoices:router",
     "deployments.api_forecast:router",
     "deployments.api_chat:router",
 ]

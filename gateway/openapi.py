@@ -23,7 +23,9 @@ DESCRIPTION = """GPU Broker: one search over the GPU offers of 24 clouds and mar
 
 What exists: marketplace search, export and offer detail; price history by GPU and time, and of one offer;
 price forecasts (`/predict`); provider sync health; an AI chat that recommends real offers (`POST /ai/chat`, JSON or Server-Sent Events); accounts (organizations, login with optional TOTP, rotating refresh tokens);
-tenants, users and roles; the audit trail; GDPR export and erasure; liveness, readiness and metrics.
+tenants, users and roles; the audit trail; GDPR export and erasure; bookings through providers that can
+provision (the sandbox provider for now) with signed provider webhooks; daily invoices (JSON or PDF);
+liveness, readiness and metrics.
 Live price changes stream over a WebSocket (see the README and `gateway/PROTOCOL.md`).
 
 Errors are always `{"error": {"code", "message", "details"?, "trace_id"}}`, except that the HTTP server
@@ -40,6 +42,9 @@ TAGS = [
     {"name": "auth", "description": "Sign-up, login (with TOTP), refresh, logout, the caller's profile, API keys."},
     {"name": "admin", "description": "Tenants and plan limits, users and roles, the audit trail (by role)."},
     {"name": "gdpr", "description": "Export and erasure of the caller's personal data."},
+    {"name": "bookings", "description": "Book an offer (idempotent), list, read with transitions, cancel."},
+    {"name": "webhooks", "description": "Signed provider callbacks that move bookings (HMAC-SHA256, ±5 min, once per event)."},
+    {"name": "billing", "description": "Daily invoices: totals equal to the metered usage, display currency, PDF."},
     {"name": "system", "description": "Liveness, readiness and Prometheus metrics."},
     {"name": "forecast", "description": "Price forecasts for a workload (1..30 days, 80/95 % intervals), and their chart."},
 ]
@@ -62,6 +67,7 @@ _NO_DEPENDENCY = {("get", "/health"), ("get", "/metrics"), ("get", "/providers/h
 _MEDIA_EXAMPLES = {
     ("get", "/metrics"): ("text/plain", "# HELP gpubroker_http_requests_total HTTP requests\n"
                                         "gpubroker_http_requests_total{method=\"GET\",route=\"/providers\",status=\"200\"} 42.0\n"),
+    ("get", "/invoices/{invoice_id}"): ("application/pdf", "%PDF-1.3 ... (the invoice as a PDF document)"),
     ("get", "/predict"): ("image/png", "<PNG image: history, forecast and bands> (with format=png)"),
     ("get", "/providers/export"): ("text/csv", "id,provider,name,gpu_type,gpu_count,...\n"
                                                "5b8e...,gcp,a3-highgpu-1g,H100-SXM,1.0,...\n"),

@@ -32,6 +32,7 @@ from gateway.ws_fanout import Client, Fanout
 from gateway.ws_filters import UpdateView
 from gateway.ws_jetstream import PriceFeed
 from gateway.ws_limits import ConnectionLimiter, TenantUnknown
+from gateway.ws_bookings import BookingFeed
 from gateway.ws_sessions import SessionWatch, TokenExpiry, close_ended
 from gateway.ws_protocol import (CLOSE_AUTH_TIMEOUT, CLOSE_FORBIDDEN, CLOSE_KEEPALIVE,
                                  CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED, CLOSE_UNAVAILABLE, PING_FRAME, PROTOCOL_VERSION,
@@ -84,6 +85,7 @@ class PriceGateway:
         self.fanout = Fanout(settings.ws_batch_ms / 1000.0, on_flush=self._on_flush)
         self.ring: deque[tuple[int, UpdateView, bytes, float]] = deque(maxlen=settings.ws_ring_size or None)
         self.feed = PriceFeed(settings, self._on_update)
+        self.bookings = BookingFeed(settings)
         self.server: Server | None = None
         self.limiter: ConnectionLimiter | None = None
         self.sessions: SessionWatch | None = None
@@ -109,6 +111,7 @@ class PriceGateway:
         self.sessions = SessionWatch(s, self._redis, self._session_ended)
         await self.limiter.heartbeat()
         await self.feed.start()
+        await self.bookings.start()
         self.server = await serve(
             self._handler, s.ws_host, self.port, process_request=self._process_request, compression=None,
             max_size=65536, max_queue=16, ping_interval=None, reuse_port=self.reuse_port, backlog=4096,
@@ -131,6 +134,7 @@ class PriceGateway:
             self.server.close()
             await self.server.wait_closed()
         await self.feed.stop()
+        await self.bookings.stop()
         if self.limiter is not None:
             try:
                 await self.limiter.close()
@@ -350,6 +354,7 @@ class PriceGateway:
             self.chat.close(conn)
             self.sessions.forget(client)
             self.fanout.remove(client)
+            self.bookings.remove(client)
             m.WS_CONNECTED.dec()
             self._event(conn, "ws.disconnect", "success", claims)
             try:
@@ -367,6 +372,8 @@ class PriceGateway:
                 return
             if isinstance(msg, SubscribeMsg):
                 await self._subscribe(client, msg)
+            elif isinstance(msg, UnsubscribeMsg) and self.bookings.remove(client, msg.id):
+                await conn.send(dumps({"type": "unsubscribed", "id": msg.id}), text=True)
             elif isinstance(msg, UnsubscribeMsg):
                 if msg.id not in client.subs:
                     raise ProtocolError("unknown_subscription", f"no subscription {msg.id!r}")
@@ -417,8 +424,11 @@ class PriceGateway:
             return
         except Exception as exc:  # an authenticated connection keeps working; the session watch rechecks it
             log.warning("ws subscribe: session store unreachable", extra={"error": str(exc)[:200]})
-        if msg.id not in client.subs and len(client.subs) >= self.settings.ws_max_subscriptions:
+        if msg.id not in client.subs and len(client.subs) + self.bookings.count(client) >= self.settings.ws_max_subscriptions:
             raise ProtocolError("too_many_subscriptions", f"at most {self.settings.ws_max_subscriptions}")
+        if msg.stream == "bookings":
+            await self.bookings.subscribe(client, msg)
+            return
         compiled = msg.filter.compiled()
         subs = dict(client.subs)
         subs[msg.id] = compiled

@@ -47,6 +47,7 @@ class AuthMsg(_Msg):
 class SubscribeMsg(_Msg):
     type: Literal["subscribe"]
     id: _Name = "default"
+    stream: Literal["prices", "bookings"] = "prices"  # bookings: the tenant's booking events (gateway/ws_bookings.py)
     filter: PriceFilter = Field(default_factory=PriceFilter)
     resume_from_seq: int | None = Field(None, ge=0, description="replay updates after this seq before live ones")
 

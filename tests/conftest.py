@@ -19,6 +19,8 @@ import pytest
 from cluster.settings import Settings, load_settings
 
 SESSION_TAG = "t" + secrets.token_hex(4)
+# the sandbox provider signs its webhooks with this; set before Ray starts so every worker inherits it
+os.environ.setdefault("GPUBROKER_SECRET_PROVIDERS_SANDBOX_WEBHOOK_SECRET", "sbx-" + secrets.token_hex(16))
 _OWN_BASETEMP = pytest.StashKey[str]()
 
 

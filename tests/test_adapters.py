@@ -17,6 +17,7 @@ EXPECTED = {
     "massedcompute": (29, None), "scaleway": (24, None), "digitalocean": (5, None), "cudo": (25, None),
     "latitude": (3, None), "denvr": (5, None), "excesssupply": (17, "H200-SXM"), "imwt": (4, None),
     "boostrun": (3, None), "evergreen": (2, None), "amaya": (1, None), "primeintellect": (20, "H100-SXM"),
+    "sandbox": (8, "H100-SXM"),
 }
 
 

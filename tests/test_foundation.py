@@ -68,7 +68,11 @@ async def test_ready_names_nats_when_unreachable(serve_app, settings):
     bad = settings.with_overrides(nats_url=f"nats://127.0.0.1:{free_port()}", readiness_timeout_s=0.5)
     await asyncio.to_thread(deploy, bad, "nats-down", "/nats-down", build_app(bad))
     async with httpx.AsyncClient(base_url=serve_app, timeout=15) as c:
-        r = await c.get("/nats-down/ready")
+        for _ in range(150):  # deploy() does not wait for the proxy to route the new prefix: until then, 404
+            r = await c.get("/nats-down/ready")
+            if r.status_code != 404:
+                break
+            await asyncio.sleep(0.2)
     assert r.status_code == 503, r.text
     body = r.json()["error"]
     assert body["code"] == "unavailable"

@@ -1,0 +1,187 @@
+"""Bookings storage: create, read, page, and transition (row + transition + audit entry + outbox event).
+
+A transition is one statement sequence inside the caller's transaction:
+
+    async with pool.acquire() as conn, conn.transaction():
+        row, event = await transition(conn, settings, row, BookingState.active, source="webhook")
+
+The UPDATE matches the version it read (optimistic concurrency): a concurrent writer makes it raise
+VersionConflict, and the caller re-reads. The outbox row is the event relayed to JetStream on
+`bookings.<tenant>.<booking>` with Nats-Msg-Id `<db>:bk:<booking>:<version>` (deduplicated).
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from cluster.audit import append_audit
+from cluster.messaging import subject
+from cluster.repositories import require_transaction
+from domain import bookings as rules
+from domain.audit import now_utc
+from domain.models import BookingState as S
+
+COLS = ("id, tenant_id, user_id, offer_id, provider_id, start_time, end_time, status, version, "
+        "external_booking_id, price_per_hour, currency, cost_estimate, cost_actual, idempotency_key, "
+        "request_hash, pending_since, active_since, closed_at, last_error, created_at, updated_at")
+LIVE_STATES = [s.value for s in rules.LIVE]
+
+
+class VersionConflict(RuntimeError):
+    """The booking changed since it was read (another writer won); re-read and decide again."""
+
+
+def msg_prefix(settings: Any) -> str:
+    return f"{settings.database_name}:bk:"
+
+
+async def offer_for_booking(conn: asyncpg.Connection, offer_id: UUID) -> asyncpg.Record | None:
+    """The offer as it is now (price, availability, freshness), for the re-check before accepting."""
+    return await conn.fetchrow(
+        "SELECT id, provider_id, price_per_hour, currency, availability, last_seen_at, now() - last_seen_at AS age "
+        "FROM offers WHERE id = $1", offer_id)
+
+
+async def offer_external_id(conn: Any, offer_id: UUID) -> str | None:
+    return await conn.fetchval("SELECT external_id FROM offers WHERE id = $1", offer_id)
+
+
+async def by_idempotency_key(conn: asyncpg.Connection, tenant_id: UUID, key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {COLS} FROM bookings WHERE tenant_id = $1 AND idempotency_key = $2",
+                               tenant_id, key)
+
+
+async def get(conn: Any, booking_id: UUID, tenant_id: UUID | None = None) -> asyncpg.Record | None:
+    """One booking; with `tenant_id`, only if it belongs to that tenant (others' ids read as absent)."""
+    return await conn.fetchrow(f"SELECT {COLS} FROM bookings WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)",
+                               booking_id, tenant_id)
+
+
+async def transitions(conn: Any, booking_id: UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT version, from_state, to_state, source, reason, ts FROM booking_transitions "
+                            "WHERE booking_id = $1 ORDER BY version", booking_id)
+    return [dict(r) for r in rows]
+
+
+async def page(conn: Any, tenant_id: UUID, state: str | None, limit: int, offset: int) -> tuple[list, int]:
+    """(rows newest first, total) of a tenant's bookings, optionally in one state."""
+    rows = await conn.fetch(f"SELECT {COLS} FROM bookings WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) "
+                            "ORDER BY created_at DESC, id LIMIT $3 OFFSET $4", tenant_id, state, limit, offset)
+    total = await conn.fetchval("SELECT count(*) FROM bookings WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)",
+                                tenant_id, state)
+    return list(rows), int(total)
+
+
+async def live(conn: Any) -> list[asyncpg.Record]:
+    """Every booking not yet final (the Booking hosts rebuild theirs from this)."""
+    return list(await conn.fetch(f"SELECT {COLS} FROM bookings WHERE status = ANY($1::text[]) ORDER BY created_at",
+                                 LIVE_STATES))
+
+
+async def active(conn: Any, ids: list[UUID]) -> list[asyncpg.Record]:
+    """Those of `ids` that are Active now, as stored (the meter trusts the row, not a host's copy)."""
+    return list(await conn.fetch(f"SELECT {COLS} FROM bookings WHERE id = ANY($1::uuid[]) AND status = 'Active'", ids))
+
+
+def event_payload(row: Any, previous: str | None, source: str, reason: str | None) -> dict[str, Any]:
+    """The booking event (NATS, WebSocket): the SRS's {state, ts, source} plus what a client needs."""
+    return {"version": 1, "booking_id": str(row["id"]), "tenant_id": str(row["tenant_id"]), "state": row["status"],
+            "from": previous, "booking_version": row["version"], "source": source, "reason": reason,
+            "ts": row["updated_at"].isoformat()}
+
+
+async def _record(conn: asyncpg.Connection, settings: Any, row: Any, previous: str | None, source: str,
+                  reason: str | None, actor: Any, trace_id: str | None) -> tuple[str, str, str, int]:
+    """Transition row, audit entry and outbox row of a change already written to `row`."""
+    await conn.execute("INSERT INTO booking_transitions (booking_id, version, from_state, to_state, source, reason, ts) "
+                       "VALUES ($1, $2, $3, $4, $5, $6, $7)", row["id"], row["version"], previous, row["status"],
+                       source, reason, row["updated_at"])
+    payload = event_payload(row, previous, source, reason)
+    subj = subject(settings, "bookings", str(row["tenant_id"]), str(row["id"]))
+    msg_id = f"{msg_prefix(settings)}{row['id']}:{row['version']}"
+    outbox_id = await conn.fetchval("INSERT INTO outbox (subject, msg_id, payload) VALUES ($1, $2, $3) RETURNING id",
+                                    subj, msg_id, payload)
+    # last: the audit append holds the tenant's chain lock until commit, so it is held as briefly as possible
+    await append_audit(conn, row["tenant_id"], actor, "booking.created" if previous is None else "booking.transition",
+                       "booking", row["id"], details={"from": previous, "to": row["status"], "version": row["version"],
+                                                      "source": source, "reason": reason, "trace_id": trace_id})
+    return subj, msg_id, json.dumps(payload), outbox_id
+
+
+async def create(conn: asyncpg.Connection, settings: Any, *, tenant_id: UUID, user_id: UUID, offer: Any,
+                 start: datetime, end: datetime, idempotency_key: str | None, request_hash: str,
+                 trace_id: str | None) -> tuple[asyncpg.Record | None, tuple | None]:
+    """Insert a Draft booking at the offer's current price (locked). Returns (row, outbox message) or
+    (None, None) when the tenant's Idempotency-Key is already taken (the caller reads that booking)."""
+    require_transaction(conn, "bookings.create")
+    price = offer["price_per_hour"]
+    row = await conn.fetchrow(
+        f"""INSERT INTO bookings (tenant_id, user_id, offer_id, provider_id, start_time, end_time, status, version,
+                                  price_per_hour, currency, cost_estimate, idempotency_key, request_hash)
+            VALUES ($1, $2, $3, $4, $5, $6, 'Draft', 0, $7, $8, $9, $10, $11)
+            ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+            RETURNING {COLS}""",
+        tenant_id, user_id, offer["id"], offer["provider_id"], start, end, price, offer["currency"],
+        rules.cost_estimate(price, start, end), idempotency_key, request_hash)
+    if row is None:
+        return None, None
+    msg = await _record(conn, settings, row, None, "api", None, user_id, trace_id)
+    return row, msg
+
+
+async def transition(conn: asyncpg.Connection, settings: Any, row: Any, to: S, *, source: str,
+                     reason: str | None = None, actor: Any = None, trace_id: str | None = None,
+                     external_id: str | None = None, cost_actual: Any = None) -> tuple[asyncpg.Record, tuple]:
+    """Move `row` (as read, with its version) to `to`. Raises IllegalTransition or VersionConflict."""
+    require_transaction(conn, "bookings.transition")
+    previous = row["status"]
+    rules.check(previous, to)
+    now = now_utc()
+    new = await conn.fetchrow(
+        f"""UPDATE bookings SET status = $3, version = version + 1, updated_at = $4,
+                   pending_since = CASE WHEN $3 = 'PendingProvision' THEN $4 ELSE pending_since END,
+                   active_since = CASE WHEN $3 = 'Active' THEN $4 ELSE active_since END,
+                   closed_at = CASE WHEN $3 IN ('Completed', 'Failed', 'Cancelled') THEN $4 ELSE closed_at END,
+                   last_error = CASE WHEN $3 = 'Failed' THEN $5 ELSE last_error END,
+                   external_booking_id = coalesce($6, external_booking_id),
+                   cost_actual = coalesce($7, cost_actual)
+            WHERE id = $1 AND version = $2 RETURNING {COLS}""",
+        row["id"], row["version"], to.value, now, reason, external_id, cost_actual)
+    if new is None:
+        raise VersionConflict(f"booking {row['id']} changed since version {row['version']}")
+    msg = await _record(conn, settings, new, previous, source, reason, actor, trace_id)
+    return new, msg
+
+
+async def set_external_id(conn: Any, booking_id: UUID, external_id: str) -> None:
+    """The provider's id for the booking (no state change, no event: provisioning was requested)."""
+    await conn.execute("UPDATE bookings SET external_booking_id = $2 WHERE id = $1 AND external_booking_id IS NULL",
+                       booking_id, external_id)
+
+
+async def by_external_id(conn: Any, provider_id: str, external_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {COLS} FROM bookings WHERE provider_id = $1 AND external_booking_id = $2",
+                               provider_id, external_id)
+
+
+async def webhook_seen(conn: Any, provider_id: str, event_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT booking_id, event_type, outcome FROM webhook_events "
+                               "WHERE provider_id = $1 AND event_id = $2", provider_id, event_id)
+
+
+async def record_webhook(conn: asyncpg.Connection, provider_id: str, event_id: str, booking_id: UUID | None,
+                         event_type: str, outcome: str) -> bool:
+    """Claim the event id (in the transaction that applies it). False: it was applied before."""
+    require_transaction(conn, "bookings.record_webhook")
+    got = await conn.fetchval(
+        "INSERT INTO webhook_events (provider_id, event_id, booking_id, event_type, outcome) VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT DO NOTHING RETURNING true", provider_id, event_id, booking_id, event_type, outcome)
+    return bool(got)
+
+
+async def mark_published(conn: Any, outbox_ids: list[int]) -> None:
+    await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", outbox_ids)
