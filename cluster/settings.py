@@ -93,6 +93,9 @@ class Settings(BaseModel):
     adapter_timeout_s: float = Field(10.0, gt=0, le=120, description="timeout of one provider API request")
     adapter_retries: int = Field(3, ge=0, le=10, description="retries of a failed provider API request (exponential backoff + jitter)")
     sync_interval_s: float = Field(300.0, ge=1, description="seconds between two syncs of one provider (FR-PROV-1: < 5 min)")
+    # --- request limits (issue 11) ---
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=1024 ** 3, description="largest request body accepted (bytes); a larger one is answered 413 without being read")
+    request_timeout_s: int = Field(10, ge=1, le=300, description="a request whose headers (HAProxy) or body (app) take longer to arrive is answered 408 and closed")
 
     @field_validator("database_url")
     @classmethod

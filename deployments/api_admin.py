@@ -11,9 +11,10 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from cluster.audit import append_audit, list_audit, verify_audit
+from domain.inputs import BIGINT_MAX, RequestModel
 from domain.models import Plan, Role
 from domain.permissions import P
 from gateway import sessions
@@ -26,8 +27,8 @@ PLAN_FIELDS = ("plan", "rate_limit_rps", "burst", "seats", "ws_limit")
 _TENANT_COLS = "id, name, plan, rate_limit_rps, burst, seats, ws_limit, currency, is_platform, created_at, updated_at"
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _In(RequestModel):
+    pass
 
 
 class TenantIn(_In):
@@ -211,7 +212,8 @@ async def set_role(user_id: UUID, body: RoleIn, request: Request,
 
 
 @router.get("/audit", summary="The tenant's audit trail, oldest first (keyset pages)")
-async def audit_entries(request: Request, after_id: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
+async def audit_entries(request: Request, after_id: int = Query(0, ge=0, le=BIGINT_MAX),
+                        limit: int = Query(100, ge=1, le=1000),
                         me: Principal = Depends(require(P.AUDIT_READ))) -> dict:
     async with (await _pool(request)).acquire() as conn:
         items = await list_audit(conn, me.tenant_id, after_id=after_id, limit=limit)

@@ -20,6 +20,7 @@ from uuid import UUID
 
 from fastapi import Request
 
+from cluster.dependencies import DependencyUnavailable
 from cluster.settings import Settings
 from domain.permissions import P, allowed
 from gateway.http import ApiError
@@ -90,8 +91,8 @@ async def authenticate(request: Request) -> Principal:
     sid = claims.extra["sid"]
     try:
         live = await request.app.state.runtime.redis.get(session_key(settings, sid))
-    except Exception:
-        raise ApiError(503, "unavailable", "session store unavailable") from None
+    except Exception as exc:  # answered 503 dependency_unavailable by the edge
+        raise DependencyUnavailable("redis", f"session store: {exc}"[:200]) from exc
     if live is None or live.decode() != session_value(claims.sub, claims.tenant_id, claims.role):
         raise unauthorized("session ended; log in again")
     return Principal(UUID(claims.sub), UUID(claims.tenant_id), claims.role, sid, claims.jti)

@@ -87,18 +87,19 @@ class PriceGateway:
 
     # lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> "PriceGateway":
-        import redis.asyncio as aioredis
-
+        from cluster.connections import redis_client
         from cluster.db import create_pool
 
         s = self.settings
         # A bounded, blocking pool: a burst of (dis)connects waits for a connection instead of failing.
-        pool = aioredis.BlockingConnectionPool.from_url(s.redis_url, max_connections=32, timeout=10,
-                                                        socket_timeout=5, socket_connect_timeout=5)
-        self._redis = aioredis.Redis(connection_pool=pool)
-        self._pg = await create_pool(s, min_size=1, max_size=2)
+        self._redis = redis_client(s, op_timeout_s=5, max_connections=32, blocking=True)
+        # min_size=0: no connection at start, so the gateway starts (and heals) while PostgreSQL is down
+        self._pg = await create_pool(s, min_size=0, max_size=2)
         self.limiter = ConnectionLimiter(s, self._redis, self._pg)
-        await self.limiter.heartbeat()
+        try:
+            await self.limiter.heartbeat()
+        except Exception as exc:  # Redis down: the housekeeping loop marks us alive once it is back
+            log.warning("ws gateway started without redis", extra={"error": str(exc)[:200]})
         await self.feed.start()
         self.server = await serve(
             self._handler, s.ws_host, self.port, process_request=self._process_request, compression=None,

@@ -71,7 +71,8 @@ async def test_ready_names_nats_when_unreachable(serve_app, settings):
         r = await c.get("/nats-down/ready")
     assert r.status_code == 503, r.text
     body = r.json()["error"]
-    assert body["code"] == "unavailable"
+    assert body["code"] == "dependency_unavailable"
+    assert r.headers["retry-after"].isdigit()
     assert "nats" in body["message"]
     assert body["details"]["down"] == ["nats"]
     assert body["details"]["dependencies"]["postgres"]["status"] == "up"
