@@ -12,10 +12,16 @@ edits below) and `exec`s the real HAProxy on it, so the process Serve manages is
 
 Edits (each one checked by tests/test_request_limits.py on the running system):
 - stats and Prometheus frontends bind 127.0.0.1 only;
-- `timeout http-request` = GPUBROKER_HAPROXY_REQUEST_TIMEOUT_S (headers must arrive within it: 408);
-- HAProxy's own error answers (400, 408, 413, 500-504; HAProxy answers an oversized request line or header with 400) are the API's JSON error format, with a
-  trace id; Serve's errorfiles that turn 502/503/504 into a plain-text 500 are dropped (a replica that is
-  unreachable is a 503 with Retry-After, not a 500).
+- `timeout http-request` = GPUBROKER_HAPROXY_REQUEST_TIMEOUT_S: headers that do not arrive within it get
+  408 and the connection is closed;
+- a request line (path + query) or header block over 16 KB is answered 414 / 431 in the API's JSON error
+  format. HAProxy 2.8 answers its own parsing errors (a request beyond `tune.bufsize`, a 408) from the
+  connection layer with its built-in HTML pages, ignoring `errorfile` and `http-error` (haproxy/haproxy
+  issue #3032), so `cluster.ray_env` raises `tune.bufsize` to 64 KB (RAY_SERVE_HAPROXY_TUNE_BUFSIZE) and
+  these rules answer everything between 16 and ~63 KB; beyond that the HTML 400 remains;
+- HAProxy's 500/502/503/504 answers (no replica reachable, replica closed or timed out) are the JSON error
+  format; Serve's errorfiles that turn 502/503/504 into a plain-text 500 are dropped (an unreachable
+  replica is a 503 with Retry-After, not a 500).
 """
 from __future__ import annotations
 
@@ -27,12 +33,9 @@ REAL_BINARY_ENV = "GPUBROKER_HAPROXY_BINARY"
 TIMEOUT_ENV = "GPUBROKER_HAPROXY_REQUEST_TIMEOUT_S"
 RETRY_AFTER_S = 2
 
+REQUEST_PART_LIMIT = 16 * 1024  # bytes of request line, and of the header block
 _ERRORS = {
-    400: ("bad_request", "malformed request, or a request line or header larger than 16 KB"),
-    408: ("request_timeout", "request headers not received in time"),
-    413: ("payload_too_large", "request too large"),
     500: ("internal_error", "internal server error"),
-    501: ("bad_request", "not implemented"),
     502: ("bad_gateway", "the API replica closed the connection; retry later"),
     503: ("unavailable", "no API replica is available; retry later"),
     504: ("timeout", "the API replica did not answer in time"),
@@ -40,12 +43,25 @@ _ERRORS = {
 _BIND = re.compile(r"^(\s*bind\s+)(?:\*|0\.0\.0\.0|::|\[::\])?(:\d+)(.*)$")
 
 
+def _json(code: str, message: str) -> str:
+    """The error format as an HAProxy log-format string, with a fresh 32-hex-digit trace id."""
+    return ('"{\\"error\\":{\\"code\\":\\"%s\\",\\"message\\":\\"%s\\",\\"trace_id\\":'
+            '\\"%%[uuid(4),regsub(-,,g)]\\"}}"' % (code, message))
+
+
 def _http_error(status: int) -> str:
-    code, message = _ERRORS[status]
-    body = ('{\\"error\\":{\\"code\\":\\"%s\\",\\"message\\":\\"%s\\",\\"trace_id\\":\\"%%[uuid(4),regsub(-,,g)]\\"}}'
-            % (code, message))
     extra = f" hdr Retry-After {RETRY_AFTER_S}" if status == 503 else ""
-    return f'    http-error status {status} content-type application/json{extra} lf-string "{body}"'
+    return f"    http-error status {status} content-type application/json{extra} lf-string {_json(*_ERRORS[status])}"
+
+
+_SIZE_RULES = [
+    f"    http-request return status 414 content-type application/json lf-string "
+    f"{_json('uri_too_long', f'request line longer than {REQUEST_PART_LIMIT} bytes')} "
+    f"if {{ url,length gt {REQUEST_PART_LIMIT} }}",
+    f"    http-request return status 431 content-type application/json lf-string "
+    f"{_json('headers_too_large', f'request headers larger than {REQUEST_PART_LIMIT} bytes')} "
+    f"if {{ req.hdrs,length gt {REQUEST_PART_LIMIT} }}",
+]
 
 
 def patch_config(text: str, request_timeout_s: int) -> str:
@@ -68,6 +84,8 @@ def patch_config(text: str, request_timeout_s: int) -> str:
             if m:
                 line = f"{m.group(1)}127.0.0.1{m.group(2)}{m.group(3)}"
         out.append(line)
+        if section == "frontend http_frontend" and stripped.startswith("bind "):
+            out.extend(_SIZE_RULES)
     if section == "defaults":
         out.append(f"    timeout http-request {request_timeout_s}s")
         out.extend(_http_error(s) for s in _ERRORS)

@@ -35,6 +35,9 @@ def ray_env(settings: Settings) -> dict[str, str]:
             "RAY_SERVE_HAPROXY_STATS_PORT": str(settings.haproxy_stats_port),
             "RAY_SERVE_HAPROXY_METRICS_PORT": str(settings.haproxy_metrics_port),
             "RAY_SERVE_HAPROXY_NBTHREAD": str(min(4, os.cpu_count() or 2)),
+            # 64 KB buffers: requests between 16 and ~63 KB reach the wrapper's JSON 414/431 rules instead
+            # of HAProxy's HTML 400 (allocated per active connection only)
+            "RAY_SERVE_HAPROXY_TUNE_BUFSIZE": "65536",
             "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(hp / "haproxy.cfg"),
             "RAY_SERVE_HAPROXY_SOCKET_PATH": str(hp / "admin.sock"),
             "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(hp),

@@ -13,10 +13,12 @@ import asyncio
 import time
 import uuid
 from collections import Counter
+from decimal import Decimal
 
 import asyncpg
 import httpx
 import pytest
+import ray
 
 from actors.pipeline import outbox_messages
 from adapters import registry
@@ -37,8 +39,9 @@ def _offers(factor: float = 1.0) -> list:
     for o in a.parse(a.load_snapshot()).offers[:8]:
         upd = {"provider": PROVIDER}
         if factor != 1.0 and o.price_per_hour is not None:
-            upd["price_per_hour"] = round(o.price_per_hour * factor, 4)
-            upd["price_per_gpu_hour"] = round(o.price_per_gpu_hour * factor, 4)
+            f = Decimal(str(round(factor, 4)))
+            upd["price_per_hour"] = (o.price_per_hour * f).quantize(Decimal("0.0001"))
+            upd["price_per_gpu_hour"] = (o.price_per_gpu_hour * f).quantize(Decimal("0.0001"))
         out.append(o.model_copy(update=upd))
     return out
 
@@ -159,9 +162,10 @@ async def test_outage_answers_503_and_heals(system, dep):
                         ready_named.update(err["details"]["down"])
                     else:
                         assert err["details"]["dependency"] == dep, r.text
-            try:  # price changes during the outage: stored with their events once PostgreSQL is up
+            try:  # price changes during the outage (refused while PostgreSQL is down)
                 await worker.ingest.remote(PROVIDER, _offers(1.0 + (time.monotonic() % 1) / 10), full=False)
-            except Exception:
+            except ray.exceptions.RayTaskError as exc:
+                assert dep == "postgres", exc
                 ingest_failed += 1
     finally:
         await asyncio.to_thread(svc.start, dep)
