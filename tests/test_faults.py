@@ -139,6 +139,17 @@ async def _events(fs, svc) -> tuple[list[str], list[str], int]:
     return outbox, seen, unpublished
 
 
+def _replica_logged(*parts: str) -> bool:
+    """Whether a line holding every part reached a worker's log file of this session's Ray."""
+    from pathlib import Path
+
+    logs = Path(ray._private.worker._global_node.get_logs_dir_path())
+    for f in logs.glob("worker-*.err"):
+        if any(all(p in line for p in parts) for line in f.read_text(errors="replace").splitlines()):
+            return True
+    return False
+
+
 @pytest.mark.parametrize("dep", ["postgres", "redis", "nats"])
 async def test_outage_answers_503_and_heals(system, dep):
     http, svc, worker = system["http"], system["svc"], system["worker"]
@@ -173,6 +184,7 @@ async def test_outage_answers_503_and_heals(system, dep):
     assert answers[("ready", 503)] > 0 and answers[("ready", 500)] == 0
     if dep == "postgres":
         assert ingest_failed > 0 and answers[("auth", 503)] > 0
+        assert _replica_logged('"message": "dependency unavailable"', '"dependency": "postgres"')
     if dep == "redis":
         assert answers[("auth", 503)] > 0  # sessions and login throttling live in Redis
     await _until_healthy(http, system)
