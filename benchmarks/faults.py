@@ -182,7 +182,8 @@ def main() -> None:
         load.wait(timeout=duration + 60)
         records = [json.loads(line) for line in records_file.read_text().splitlines()]
         result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+                  "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                              "loadavg_1m_at_end": round(os.getloadavg()[0], 1)},
                   "load": {"rate_rps": args.rate, "routes": [p[0] for p in plan], "outage_s": args.outage,
                            "client_timeout_s": 10, "process": "benchmarks/fault_load.py"},
                   "goals": {"answers_500": 0, "recovery_s": 2.0, "lost": 0, "duplicated": 0},
