@@ -118,10 +118,10 @@ def main() -> None:
     from cluster.ray_env import deploy, ray_env
 
     os.environ.update(ray_env(settings))
-    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="bench-faults",
-             _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="WARNING")
     load = None
     try:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="bench-faults",
+                 _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="WARNING")
         asyncio.run(migrate(settings))
         worker = ray.remote(IngestWorker).options(num_cpus=0, max_concurrency=16).remote(settings)
         ray.get(worker.ingest.remote(PROVIDER, offers(), full=True))
@@ -207,11 +207,12 @@ def main() -> None:
     finally:
         if load is not None and load.poll() is None:
             load.terminate()
-        try:
-            serve.shutdown()
-        except Exception:
-            pass
-        ray.shutdown()
+        if ray.is_initialized():
+            try:
+                serve.shutdown()
+            except Exception:
+                pass
+            ray.shutdown()
         for pid in _haproxy_pids(settings.http_port):
             os.kill(pid, 15)
         svc.close()
