@@ -80,7 +80,10 @@ class Runtime:
     async def _timed(self, name: str, coro_fn) -> DependencyStatus:
         t0 = time.perf_counter()
         try:
-            await asyncio.wait_for(coro_fn(), timeout=self.settings.readiness_timeout_s)
+            # each check bounds its own calls by readiness_timeout_s (clients handle their own timeouts
+            # cleanly; cancelling an asyncpg query from outside can leave its connection unusable), this
+            # is only the backstop
+            await asyncio.wait_for(coro_fn(), timeout=2 * self.settings.readiness_timeout_s)
             return DependencyStatus(name, True, (time.perf_counter() - t0) * 1000)
         except Exception as exc:  # any failure means "down"; the reason is reported
             msg = str(exc) or type(exc).__name__
@@ -88,7 +91,9 @@ class Runtime:
 
     async def _check_pg(self) -> None:
         pool = await self.get_pg()
-        await pool.fetchval("SELECT 1")
+        t = self.settings.readiness_timeout_s
+        async with pool.acquire(timeout=t) as conn:
+            await conn.fetchval("SELECT 1", timeout=t)
 
     async def _check_redis(self) -> None:
         assert self.redis is not None, "redis client not started"
