@@ -38,6 +38,10 @@ async def test_other_errors_are_not_outages():
     wrapped = RuntimeError("while storing")
     wrapped.__cause__ = asyncpg.exceptions.AdminShutdownError("terminating connection")
     assert dependency_down(wrapped) == "postgres"
+    # asyncpg's own state error, as raised after the server cut a pooled connection's operation off
+    state = asyncpg.exceptions.InternalClientError("cannot switch to state 15; another operation (2) is in progress")
+    assert dependency_down(state) == "postgres"
+    assert dependency_down(asyncpg.exceptions.InternalClientError("unexpected codec")) is None
 
 
 async def test_nats_connection_starts_while_nats_is_down_and_connects_when_it_comes(settings, tmp_path):
