@@ -46,5 +46,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     asub = p.add_subparsers(dest="audit_command", required=True)
     v = asub.add_parser("verify", help="verify the hash chains; report the first broken link")
     v.add_argument("--tenant", type=_uuid, default=None, help="only this tenant's chain (default: every chain)")
-    v.add_argument("--json", action="store_true")
+    v.add_argument("--json", action="store_true", help="print the result as JSON")
     v.set_defaults(func=cmd_verify)

@@ -21,7 +21,9 @@ EXTENSIONS: list[str] = [
     "cluster.audit_cli:register",
     "cluster.operator_cli:register",
     "actors.cli:register",  # sync, replay (issue 3)
+    "gpubroker.cli:register",  # search, watch: client commands through the SDK (no server settings)
 ]
+CLIENT_COMMANDS = {"search", "watch"}
 # Steps `gpubroker up` runs after Serve is up (starting the gateway, loading the catalog, ...):
 # each "module:function" is called with (settings, echo) and must be idempotent.
 UP_STEPS: list[str] = [
@@ -227,16 +229,21 @@ def cmd_services(settings: Settings, args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gpubroker", description="GPU Broker control")
+    from gpubroker import __version__
+
+    parser = argparse.ArgumentParser(prog="gpubroker", description="GPU Broker: run the backend (up, down, status, "
+                                     "...) and use the marketplace (search, watch)")
+    parser.add_argument("--version", action="version", version=f"gpubroker {__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start everything (idempotent) and print the URLs").set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
     p = sub.add_parser("status", help="report each part")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_status)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     p = sub.add_parser("services", help="check (and start) PostgreSQL, Redis and NATS")
-    p.add_argument("--check-only", action="store_true")
+    p.add_argument("--check-only", action="store_true", help="report only; start nothing")
     p.set_defaults(func=cmd_services)
     for spec in EXTENSIONS:
         _resolve(spec)(sub)
@@ -245,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in CLIENT_COMMANDS:  # talk to an API somewhere: the server's settings do not apply
+        return int(args.func(args) or 0)
     try:
         settings = load_settings()
     except SettingsError as exc:

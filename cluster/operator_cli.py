@@ -77,6 +77,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("operator", help="platform operators")
     osub = p.add_subparsers(dest="operator_command", required=True)
     c = osub.add_parser("create", help="create (or find) a platform operator: an admin of the platform tenant")
-    c.add_argument("--email", required=True)
-    c.add_argument("--reset-password", action="store_true")
+    c.add_argument("--email", required=True, help="the operator's login email")
+    c.add_argument("--reset-password", action="store_true", help="set a new password for an existing operator")
     c.set_defaults(func=cmd_create)

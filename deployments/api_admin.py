@@ -7,6 +7,7 @@ transaction, on the chain of the tenant it changes.
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,8 +15,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
 from cluster.audit import append_audit, list_audit, verify_audit
+from cluster.repositories import directory
+from domain.api import AuditPage, AuditVerification, RoleAssigned, TenantList, TenantOut, UserList, UserOut
 from domain.inputs import BIGINT_MAX, RequestModel
 from domain.models import Plan, Role
+from domain.pagination import CURSOR_DESCRIPTION, CURSOR_PATTERN, CursorError, decode_cursor, encode_cursor
 from domain.permissions import P
 from gateway import sessions
 from gateway.authz import Principal, client_ip, require, user_agent
@@ -82,16 +86,37 @@ def _ctx(request: Request) -> dict[str, Any]:
     return {"ip": client_ip(request), "user_agent": user_agent(request)}
 
 
-@router.get("/tenants", summary="Tenants visible to the caller (its own; every tenant for platform operators)")
-async def list_tenants(request: Request, me: Principal = Depends(require(P.TENANT_READ))) -> dict:
+@router.get("/tenants", summary="Tenants visible to the caller (its own; every tenant for platform operators)",
+            response_model=TenantList)
+async def list_tenants(request: Request, limit: int = Query(100, ge=1, le=1000, description="items per page"),
+                       cursor: str | None = Query(None, pattern=CURSOR_PATTERN, description=CURSOR_DESCRIPTION),
+                       me: Principal = Depends(require(P.TENANT_READ))) -> dict:
+    after = _position(cursor)
     async with (await _pool(request)).acquire() as conn:
         everyone = await _is_platform(conn, me)
-        rows = await conn.fetch(f"SELECT {_TENANT_COLS} FROM tenants WHERE deleted_at IS NULL "
-                                "AND ($1 OR id = $2) ORDER BY created_at, id", everyone, me.tenant_id)
-    return {"items": [_out(r) for r in rows], "total": len(rows)}
+        rows, total = await directory.list_tenants(conn, everyone, me.tenant_id, after, limit + 1)
+    return _page(rows, total, limit)
 
 
-@router.post("/tenants", status_code=201, summary="Create a tenant (platform operators)")
+def _position(cursor: str | None) -> tuple[datetime, UUID] | None:
+    if cursor is None:
+        return None
+    try:
+        pos = decode_cursor(cursor, ("t", "id"))
+        return datetime.fromisoformat(pos["t"]), UUID(pos["id"])
+    except (CursorError, TypeError, ValueError):
+        raise ApiError(422, "validation_error", "invalid request: cursor", details=[
+            {"field": "cursor", "message": "not a cursor issued by this route", "type": "value_error"}]) from None
+
+
+def _page(rows: list, total: int, limit: int) -> dict[str, Any]:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [_out(r) for r in rows], "total": total,
+            "next_cursor": encode_cursor(directory.page_position(rows[-1])) if more else None}
+
+
+@router.post("/tenants", status_code=201, summary="Create a tenant (platform operators)", response_model=TenantOut)
 async def create_tenant(body: TenantIn, request: Request, me: Principal = Depends(require(P.TENANTS_MANAGE))) -> dict:
     async with (await _pool(request)).acquire() as conn, conn.transaction():
         if not await _is_platform(conn, me):
@@ -115,13 +140,14 @@ async def _visible_tenant(conn, me: Principal, tenant_id: UUID, lock: bool = Fal
     return row
 
 
-@router.get("/tenants/{tenant_id}", summary="One tenant")
+@router.get("/tenants/{tenant_id}", summary="One tenant", response_model=TenantOut, responses={404: {"description": "no such tenant (or another tenant's)"}})
 async def get_tenant(tenant_id: UUID, request: Request, me: Principal = Depends(require(P.TENANT_READ))) -> dict:
     async with (await _pool(request)).acquire() as conn:
         return _out(await _visible_tenant(conn, me, tenant_id))
 
 
-@router.patch("/tenants/{tenant_id}", summary="Change a tenant (plan limits: platform operators)")
+@router.patch("/tenants/{tenant_id}", summary="Change a tenant (plan limits: platform operators)",
+              response_model=TenantOut, responses={404: {"description": "no such tenant (or another tenant's)"}})
 async def patch_tenant(tenant_id: UUID, body: TenantPatch, request: Request,
                        me: Principal = Depends(require(P.TENANT_WRITE))) -> dict:
     changes = body.model_dump(exclude_none=True, mode="json")
@@ -141,7 +167,8 @@ async def patch_tenant(tenant_id: UUID, body: TenantPatch, request: Request,
     return _out(row)
 
 
-@router.delete("/tenants/{tenant_id}", status_code=204, summary="Delete a tenant (platform operators)")
+@router.delete("/tenants/{tenant_id}", status_code=204, summary="Delete a tenant (platform operators)",
+               responses={**{404: {"description": "no such tenant (or another tenant's)"}}, 409: {"description": "a platform operator cannot delete its own tenant"}})
 async def delete_tenant(tenant_id: UUID, request: Request,
                         me: Principal = Depends(require(P.TENANTS_MANAGE))) -> Response:
     rt = request.app.state.runtime
@@ -159,15 +186,18 @@ async def delete_tenant(tenant_id: UUID, request: Request,
     return Response(status_code=204)
 
 
-@router.get("/users", summary="The tenant's users")
-async def list_users(request: Request, me: Principal = Depends(require(P.USERS_READ))) -> dict:
-    rows = await (await _pool(request)).fetch(
-        "SELECT id, tenant_id, email, role, mfa_enabled, created_at FROM users "
-        "WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at, id", me.tenant_id)
-    return {"items": [_out(r) for r in rows], "total": len(rows)}
+@router.get("/users", summary="The tenant's users", response_model=UserList)
+async def list_users(request: Request, limit: int = Query(100, ge=1, le=1000, description="items per page"),
+                     cursor: str | None = Query(None, pattern=CURSOR_PATTERN, description=CURSOR_DESCRIPTION),
+                     me: Principal = Depends(require(P.USERS_READ))) -> dict:
+    after = _position(cursor)
+    async with (await _pool(request)).acquire() as conn:
+        rows, total = await directory.list_users(conn, me.tenant_id, after, limit + 1)
+    return _page(rows, total, limit)
 
 
-@router.post("/users", status_code=201, summary="Add a user to the tenant (within its seats)")
+@router.post("/users", status_code=201, summary="Add a user to the tenant (within its seats)", response_model=UserOut,
+             responses={409: {"description": "seats exhausted, or this email cannot be registered"}})
 async def create_user(body: UserIn, request: Request, me: Principal = Depends(require(P.USERS_MANAGE))) -> dict:
     s = request.app.state.settings
     check_password(s, body.password)
@@ -189,7 +219,9 @@ async def create_user(body: UserIn, request: Request, me: Principal = Depends(re
     return _out(row)
 
 
-@router.put("/users/{user_id}/role", summary="Assign a role (the user's sessions end; it logs in again)")
+@router.put("/users/{user_id}/role", summary="Assign a role (the user's sessions end; it logs in again)",
+            response_model=RoleAssigned, responses={404: {"description": "no such user in the tenant"},
+                                                    409: {"description": "the tenant's last admin cannot lose the role"}})
 async def set_role(user_id: UUID, body: RoleIn, request: Request,
                    me: Principal = Depends(require(P.USERS_MANAGE))) -> dict:
     rt = request.app.state.runtime
@@ -211,16 +243,29 @@ async def set_role(user_id: UUID, body: RoleIn, request: Request,
     return {"id": str(user_id), "role": body.role.value}
 
 
-@router.get("/audit", summary="The tenant's audit trail, oldest first (keyset pages)")
-async def audit_entries(request: Request, after_id: int = Query(0, ge=0, le=BIGINT_MAX),
-                        limit: int = Query(100, ge=1, le=1000),
+@router.get("/audit", summary="The tenant's audit trail, oldest first (keyset pages)", response_model=AuditPage)
+async def audit_entries(request: Request, limit: int = Query(100, ge=1, le=1000, description="items per page"),
+                        cursor: str | None = Query(None, pattern=CURSOR_PATTERN, description=CURSOR_DESCRIPTION),
+                        after_id: int = Query(0, ge=0, le=BIGINT_MAX,
+                                              description="the same position as an entry id (instead of cursor)"),
                         me: Principal = Depends(require(P.AUDIT_READ))) -> dict:
+    if cursor is not None:
+        try:
+            after_id = decode_cursor(cursor, ("after_id",))["after_id"]
+            if not isinstance(after_id, int) or not 0 <= after_id <= BIGINT_MAX:
+                raise CursorError("not a cursor issued by this route")
+        except CursorError as exc:
+            raise ApiError(422, "validation_error", "invalid request: cursor", details=[
+                {"field": "cursor", "message": str(exc), "type": "value_error"}]) from None
     async with (await _pool(request)).acquire() as conn:
         items = await list_audit(conn, me.tenant_id, after_id=after_id, limit=limit)
-    return {"items": items, "next_after_id": items[-1]["id"] if len(items) == limit else None}
+    last = items[-1]["id"] if len(items) == limit else None
+    return {"items": items, "next_after_id": last,
+            "next_cursor": encode_cursor({"after_id": last}) if last is not None else None}
 
 
-@router.get("/audit/verify", summary="Verify the audit hash chain; reports the first broken link")
+@router.get("/audit/verify", summary="Verify the audit hash chain; reports the first broken link",
+            response_model=AuditVerification)
 async def audit_verify(request: Request, all_tenants: bool = Query(False, alias="all"),
                        me: Principal = Depends(require(P.AUDIT_VERIFY))) -> dict:
     pool = await _pool(request)

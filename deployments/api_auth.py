@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 
 from cluster.audit import append_audit
 from cluster.settings import Settings
+from domain.api import MfaChallenge, MfaState, Profile, Registered, TotpEnrolment, Tokens
 from domain.inputs import RequestModel
 from domain.passwords import PasswordPolicy, WeakPassword
 from domain.permissions import P
@@ -120,7 +121,8 @@ async def _start_session(request: Request, user: Any, how: str) -> dict[str, Any
     return _tokens(request, user, sid, refresh)
 
 
-@router.post("/register", status_code=201, summary="Sign up an organization: new tenant + its admin")
+@router.post("/register", status_code=201, summary="Sign up an organization: new tenant + its admin",
+             response_model=Registered, responses={409: {"description": "this email cannot be registered"}})
 async def register(body: RegisterIn, request: Request) -> dict:
     rt = request.app.state.runtime
     check_password(rt.settings, body.password)
@@ -140,7 +142,8 @@ async def register(body: RegisterIn, request: Request) -> dict:
     return {"user_id": str(user["id"]), "tenant_id": str(tenant["id"]), "role": "admin"}
 
 
-@router.post("/login", summary="Password login; answers tokens, or an MFA challenge when TOTP is on")
+@router.post("/login", summary="Password login; answers tokens, or an MFA challenge when TOTP is on",
+             response_model=Tokens | MfaChallenge, responses={401: {"description": "invalid credentials"}})
 async def login(body: LoginIn, request: Request) -> dict:
     rt = request.app.state.runtime
     s: Settings = rt.settings
@@ -171,7 +174,8 @@ async def login(body: LoginIn, request: Request) -> dict:
     return await _start_session(request, user, "password")
 
 
-@router.post("/login/mfa", summary="Second login step: the challenge plus a TOTP or recovery code")
+@router.post("/login/mfa", summary="Second login step: the challenge plus a TOTP or recovery code",
+             response_model=Tokens, responses={401: {"description": "invalid credentials"}})
 async def login_mfa(body: MfaLoginIn, request: Request) -> dict:
     rt = request.app.state.runtime
     s: Settings = rt.settings
@@ -193,7 +197,8 @@ async def login_mfa(body: MfaLoginIn, request: Request) -> dict:
     return await _start_session(request, user, "totp" if body.code else "recovery_code")
 
 
-@router.post("/refresh", summary="Exchange a refresh token for a new pair (the old one is spent)")
+@router.post("/refresh", summary="Exchange a refresh token for a new pair (the old one is spent)",
+             response_model=Tokens, responses={401: {"description": "invalid credentials"}})
 async def refresh(body: RefreshIn, request: Request) -> dict:
     rt = request.app.state.runtime
     try:
@@ -215,14 +220,15 @@ async def logout(request: Request, me: Principal = Depends(require(P.SELF))) -> 
     return Response(status_code=204)
 
 
-@router.get("/me", summary="The caller's profile")
+@router.get("/me", summary="The caller's profile", response_model=Profile)
 async def me_profile(request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
     row = await (await request.app.state.runtime.get_pg()).fetchrow(
         "SELECT id, tenant_id, email, role, mfa_enabled, created_at FROM users WHERE id = $1", me.user_id)
     return {k: (str(v) if k in ("id", "tenant_id") else v) for k, v in dict(row).items()}
 
 
-@router.post("/totp/enroll", summary="Start TOTP enrolment: a new secret and its otpauth:// URI")
+@router.post("/totp/enroll", summary="Start TOTP enrolment: a new secret and its otpauth:// URI",
+             response_model=TotpEnrolment, responses={409: {"description": "TOTP is already enabled"}})
 async def totp_enroll(request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
     rt = request.app.state.runtime
     async with (await rt.get_pg()).acquire() as conn, conn.transaction():
@@ -235,7 +241,9 @@ async def totp_enroll(request: Request, me: Principal = Depends(require(P.SELF))
     return {"secret": secret, "provisioning_uri": uri}
 
 
-@router.post("/totp/confirm", summary="Confirm enrolment with a first code; answers the recovery codes once")
+@router.post("/totp/confirm", summary="Confirm enrolment with a first code; answers the recovery codes once",
+             response_model=MfaState, responses={400: {"description": "the code is wrong or was already used"},
+                                                 409: {"description": "no TOTP enrolment is pending"}})
 async def totp_confirm(body: CodeIn, request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
     rt = request.app.state.runtime
     async with (await rt.get_pg()).acquire() as conn, conn.transaction():
@@ -253,7 +261,9 @@ async def totp_confirm(body: CodeIn, request: Request, me: Principal = Depends(r
     return {"mfa_enabled": True, "recovery_codes": codes}
 
 
-@router.post("/totp/disable", summary="Turn TOTP off (needs a current code or a recovery code)")
+@router.post("/totp/disable", summary="Turn TOTP off (needs a current code or a recovery code)",
+             response_model=MfaState, responses={400: {"description": "the code is wrong or was already used"},
+                                                 409: {"description": "TOTP is not enabled"}})
 async def totp_disable(body: SecondFactorIn, request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
     rt = request.app.state.runtime
     async with (await rt.get_pg()).acquire() as conn, conn.transaction():

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from cluster.audit import append_audit, list_audit
+from domain.api import DataExport, Erased
 from domain.audit import now_utc
 from domain.permissions import P
 from gateway import mfa, sessions
@@ -48,7 +49,8 @@ def _rows(rows) -> list[dict[str, Any]]:
     return [{k: _json(v) for k, v in dict(r).items()} for r in rows]
 
 
-@router.get("/data-request", summary="Export all personal data of the caller as one JSON document")
+@router.get("/data-request", summary="Export all personal data of the caller as one JSON document",
+            response_model=DataExport)
 async def export(request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
     pool = await request.app.state.runtime.get_pg()
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
@@ -88,7 +90,8 @@ async def export(request: Request, me: Principal = Depends(require(P.SELF))) -> 
     }
 
 
-@router.post("/data-request/delete", summary="Erase the caller's personal data (pseudonymize; ends every session)")
+@router.post("/data-request/delete", summary="Erase the caller's personal data (pseudonymize; ends every session)",
+             response_model=Erased, responses={409: {"description": "the tenant's last admin must first assign another"}})
 async def erase(body: EraseIn, request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
     rt = request.app.state.runtime
     async with (await rt.get_pg()).acquire() as conn, conn.transaction():

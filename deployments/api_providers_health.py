@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 router = APIRouter(tags=["providers"])
 _STALE_FACTOR = 3  # a provider whose last sync is older than 3 sync intervals is degraded
@@ -21,15 +21,19 @@ class ProviderHealth(BaseModel):
     provider: str
     name: str | None = None
     status: str = Field(description="ok | degraded | down")
-    last_sync_ts: datetime | None
-    last_error: str | None
-    latency_ms: float | None
+    last_sync_ts: datetime | None = None
+    last_error: str | None = None
+    latency_ms: float | None = None
     offers: int
     source: str | None = Field(None, description="live | snapshot: where the stored offers came from")
     details: dict[str, Any] = Field(default_factory=dict)
 
 
 class HealthReport(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok", "providers": [{
+        "provider": "gcp", "name": "Google Cloud", "status": "ok", "last_sync_ts": "2026-12-01T14:00:00Z",
+        "last_error": None, "latency_ms": 812.5, "offers": 1432, "source": "snapshot", "details": {}}]}]})
+
     status: str = Field(description="worst status over all providers")
     providers: list[ProviderHealth]
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
 from deployments.search_service import Reply, SearchService
-from domain.models import OfferDetail, SearchPage
+from domain.models import OFFER_EXAMPLE, OfferDetail, SearchPage
 from domain.search import ExportQuery, SearchQuery, query_parameters_openapi
 from gateway.http import ApiError
 
@@ -61,7 +61,9 @@ async def _json_reply(request: Request, method: str, arg: Any) -> Response:
 
 
 @router.get("/providers/export", summary="Export the offers matching the filters as CSV or JSON (at most 10,000 rows)",
-            responses={200: {"content": {"text/csv": {}, "application/json": {}}}, **_ERRORS},
+            responses={200: {"content": {"text/csv": {}, "application/json": {
+                "schema": {"type": "array", "items": {"$ref": "#/components/schemas/ProviderOffer"}},
+                "example": [OFFER_EXAMPLE]}}}, **_ERRORS},
             openapi_extra={"parameters": query_parameters_openapi(ExportQuery)})
 async def export(request: Request) -> Response:
     raw = request.scope["query_string"]

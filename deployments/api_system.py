@@ -4,17 +4,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from domain.api import Health, Readiness
 from gateway.metrics import render
 
 router = APIRouter(tags=["system"])
 
 
-@router.get("/health", summary="Liveness: the process answers")
+@router.get("/health", summary="Liveness: the process answers", response_model=Health)
 async def health() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/ready", summary="Readiness: PostgreSQL, Redis and NATS each checked")
+@router.get("/ready", summary="Readiness: PostgreSQL, Redis and NATS each checked", response_model=Readiness,
+            responses={503: {"description": "not ready: the error names each dependency that is down"}})
 async def ready(request: Request) -> JSONResponse:
     runtime = request.app.state.runtime
     checks = await runtime.check()

@@ -17,6 +17,7 @@ from cluster.runtime import Runtime
 from cluster.settings import Settings
 from gateway.http import EdgeMiddleware, install_error_handlers
 from gateway.limits import install_request_limits
+from gateway.openapi import install_openapi
 from gateway.ratelimit import install_rate_limit
 
 ROUTERS: list[str] = [
@@ -24,8 +25,10 @@ ROUTERS: list[str] = [
     # before any other /providers route: '/providers/{id}' must not capture 'health'
     "deployments.api_providers_health:router",
     "deployments.api_auth:router",
+    "deployments.api_api_keys:router",
     "deployments.api_admin:router",
     "deployments.api_gdpr:router",
+    "deployments.api_history:router",
     "deployments.api_search:router",
 ]
 
@@ -41,8 +44,6 @@ def create_app(runtime: Runtime, handles: dict[str, Any] | None = None) -> FastA
     app = FastAPI(
         title="GPU Broker API",
         version="0.1.0",
-        description="Open GPU-compute marketplace: search, bookings, chat, forecasts. "
-        "Errors are always {\"error\": {code, message, details?, trace_id}}.",
         lifespan=lifespan,
     )
     app.state.runtime = runtime
@@ -54,6 +55,7 @@ def create_app(runtime: Runtime, handles: dict[str, Any] | None = None) -> FastA
         app.include_router(getattr(importlib.import_module(mod), attr))
     install_rate_limit(app)
     install_request_limits(app)
+    install_openapi(app)
     app.add_middleware(EdgeMiddleware)
     return app
 

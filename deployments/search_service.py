@@ -286,9 +286,9 @@ class SearchService:
             return Reply(200, body)
         try:
             q = parse_query(raw)
+            key = q.cache_key()  # decodes the cursor
         except QueryError as exc:
             return _err(422, "validation_error", str(exc), exc.details)
-        key = q.cache_key()
         body = await self.cache.get(version, key)
         if body is not None:
             self.ratio.hit("redis")
@@ -297,10 +297,10 @@ class SearchService:
         version = self.version  # the index may have moved while Redis answered
         t0 = time.perf_counter()
         try:
-            result = self.index.query(q, q.sort, (q.page - 1) * q.page_size, q.page_size)
+            result = self.index.query(q, q.sort, q.offset, q.size)
         except QueryError as exc:
             return _err(422, "validation_error", str(exc), exc.details)
-        body = self.index.page_json(result)
+        body = self.index.page_json(result, q.next_cursor(result.total))
         QUERY_SECONDS.observe(time.perf_counter() - t0)
         self.ratio.miss()
         self.cache.local_put(version, raw, body)

@@ -116,3 +116,17 @@ def locate(region: str) -> tuple[str | None, str | None]:
     if m and m.group(1) in _COUNTRY_NAME:
         return _country(_COUNTRY_NAME[m.group(1)])
     raise UnknownRegion(f"unknown region {region!r}")
+
+
+CONTINENT_CODES = ("AF", "AN", "AS", "EU", "NA", "OC", "SA")
+
+
+def place_filter(place: str) -> tuple[str, str]:
+    """Which filter a user's place word means: ('continent', 'EU') for `eu`, ('country', 'DE') for `de`,
+    else ('region', place) for a provider region name such as `us-east-1` (search and stream alike)."""
+    p = place.strip()
+    if p.upper() in CONTINENT_CODES:
+        return "continent", p.upper()
+    if re.fullmatch(r"[A-Za-z]{2}", p) and p.upper() in CONTINENT:
+        return "country", p.upper()
+    return "region", p

@@ -230,8 +230,17 @@ class ErrorBody(_Model):
     error: ErrorDetail
 
 
+OFFER_EXAMPLE: dict[str, Any] = {"id": "5b8e2f4c-1d3a-4e6b-8c9d-0a1b2c3d4e5f", "provider": "gcp", "name": "a3-highgpu-1g", "gpu_type": "H100-SXM",
+        "gpu_count": 1.0, "gpu_memory_gb": 80.0, "vcpu": 26.0, "memory_gb": 234.0, "storage_gb": None,
+        "price_per_hour": 11.06, "price_per_gpu_hour": 11.06, "currency": "USD", "pricing": "on_demand",
+        "region": "europe-west4", "country": "NL", "continent": "EU", "availability": "up", "tags": ["sxm"],
+        "last_updated": "2026-12-01T14:00:00Z"}
+
+
 class ProviderOffer(_Model):
     """One marketplace search item (SRS 5 ProviderOffer plus the normalized fields search filters on)."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True, json_schema_extra={"examples": [OFFER_EXAMPLE]})
 
     id: uuid.UUID
     provider: str
@@ -257,8 +266,11 @@ class ProviderOffer(_Model):
 class SearchPage(_Model):
     """GET /providers: {total, items, warnings?}."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"total": 1, "items": [OFFER_EXAMPLE]}]})
+
     total: int
     items: list[ProviderOffer]
+    next_cursor: str | None = Field(None, description="pass as `cursor` for the next page; null on the last page")
     warnings: list[str] | None = None
 
 
@@ -270,6 +282,11 @@ class PricePoint(_Model):
 
 class OfferDetail(ProviderOffer):
     """GET /providers/{id}: the search item plus identity details and recent price history (newest first)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        **OFFER_EXAMPLE, "external_id": "a3-highgpu-1g:europe-west4", "gpu_vendor": "NVIDIA", "form_factor": "SXM",
+        "attributes": {}, "created_at": "2026-11-01T00:00:00Z", "last_seen_at": "2026-12-01T14:00:00Z",
+        "price_history": [{"price_per_hour": 11.06, "availability": "up", "recorded_at": "2026-11-20T00:00:00Z"}]}]})
 
     external_id: str
     gpu_vendor: str | None = None

@@ -302,12 +302,13 @@ class OfferIndex:
             if self._json[i] is None:
                 self._json[i] = _dumps(self.item(i))
 
-    def page_json(self, result: QueryResult) -> bytes:
+    def page_json(self, result: QueryResult, next_cursor: str | None = None) -> bytes:
         items = b",".join([self.item_json(int(i)) for i in result.rows])
         head = b'{"total":%d,"items":[' % result.total
+        tail = b'],"next_cursor":' + (json.dumps(next_cursor).encode() if next_cursor else b"null")
         if result.warnings:
-            return head + items + b'],"warnings":' + json.dumps(result.warnings).encode() + b"}"
-        return head + items + b"]}"
+            return head + items + tail + b',"warnings":' + json.dumps(result.warnings).encode() + b"}"
+        return head + items + tail + b"}"
 
     def csv_rows(self, rows: Iterable[int], header: bool) -> str:
         buf = io.StringIO()

@@ -12,9 +12,10 @@ import re
 from typing import Annotated, Any, Iterable
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from domain.models import Availability, Pricing
+from domain.pagination import CURSOR_DESCRIPTION, CURSOR_PATTERN, CursorError, decode_cursor, encode_cursor
 
 MAX_PAGE_SIZE = 100
 EXPORT_MAX_ROWS = 10_000
@@ -110,14 +111,50 @@ class Filters(BaseModel):
 
 
 class SearchQuery(Filters):
+    """Search filters, sort and one page: `limit` + `cursor` (the API's convention) or `page` + `page_size`."""
+
     sort: Sort = Field(Sort.price_asc, description="price_asc, price_desc, price_per_gpu_asc or updated_desc")
-    page: int = Field(1, ge=1, le=100_000, description="1-based page number")
+    limit: int | None = Field(None, ge=1, le=MAX_PAGE_SIZE, description=f"items per page (at most {MAX_PAGE_SIZE}); "
+                              "same as page_size")
+    cursor: str | None = Field(None, pattern=CURSOR_PATTERN, description=CURSOR_DESCRIPTION)
+    page: int = Field(1, ge=1, le=100_000, description="1-based page number (instead of cursor)")
     page_size: int = Field(20, ge=1, le=MAX_PAGE_SIZE, description=f"items per page (at most {MAX_PAGE_SIZE})")
+
+    @model_validator(mode="after")
+    def _one_paging_style(self) -> "SearchQuery":
+        if self.cursor is not None and "page" in self.model_fields_set:
+            raise ValueError("give either cursor or page, not both")
+        if self.limit is not None and "page_size" in self.model_fields_set:
+            raise ValueError("give either limit or page_size, not both")
+        return self
+
+    @property
+    def size(self) -> int:
+        return self.limit if self.limit is not None else self.page_size
+
+    @property
+    def offset(self) -> int:
+        """Rows to skip; raises QueryError for a cursor this route did not issue."""
+        if self.cursor is None:
+            return (self.page - 1) * self.size
+        try:
+            offset = decode_cursor(self.cursor, ("o",))["o"]
+        except CursorError as exc:
+            raise QueryError([{"field": "cursor", "message": str(exc)}]) from None
+        if not isinstance(offset, int) or not 0 <= offset <= 100_000 * MAX_PAGE_SIZE:
+            raise QueryError([{"field": "cursor", "message": "not a cursor issued by this route"}])
+        return offset
+
+    def next_cursor(self, total: int) -> str | None:
+        """The cursor of the page after this one, None when this one is the last."""
+        nxt = self.offset + self.size
+        return encode_cursor({"o": nxt}) if nxt < total else None
 
     def cache_key(self) -> str:
         """A short key equal for every spelling of the same query (order of params, case of enums, lists)."""
-        parts = [f"{k}={v}" for k, v in sorted(self.active().items()) if k not in ("sort", "page", "page_size")]
-        parts += [f"sort={self.sort.value}", f"page={self.page}", f"page_size={self.page_size}"]
+        paging = ("sort", "page", "page_size", "limit", "cursor")
+        parts = [f"{k}={v}" for k, v in sorted(self.active().items()) if k not in paging]
+        parts += [f"sort={self.sort.value}", f"offset={self.offset}", f"size={self.size}"]
         return hashlib.blake2b("&".join(parts).encode(), digest_size=12).hexdigest()
 
 

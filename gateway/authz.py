@@ -22,6 +22,7 @@ from fastapi import Request
 
 from cluster.dependencies import DependencyUnavailable
 from cluster.settings import Settings
+from domain.api_keys import is_api_key
 from domain.permissions import P, allowed
 from gateway.http import ApiError
 from gateway.tokens import Claims, TokenError, TokenService
@@ -83,6 +84,8 @@ async def authenticate(request: Request) -> Principal:
     token = bearer_token(request.headers)
     if token is None:
         raise unauthorized()
+    if is_api_key(token):
+        return await _authenticate_api_key(request, token)
     try:
         claims = verify_access(request.app.state, request.scope.get("state"), token)
     except (TokenError, ValueError):
@@ -96,6 +99,19 @@ async def authenticate(request: Request) -> Principal:
     if live is None or live.decode() != session_value(claims.sub, claims.tenant_id, claims.role):
         raise unauthorized("session ended; log in again")
     return Principal(UUID(claims.sub), UUID(claims.tenant_id), claims.role, sid, claims.jti)
+
+
+async def _authenticate_api_key(request: Request, token: str) -> Principal:
+    from gateway import api_keys
+
+    try:
+        rt = request.app.state.runtime
+        claims = await api_keys.authenticate(rt.redis, rt.get_pg, request.app.state.settings, token)
+    except TokenError:
+        raise unauthorized("invalid, expired or revoked API key") from None
+    except Exception:
+        raise ApiError(503, "unavailable", "credential store unavailable") from None
+    return Principal(UUID(claims.sub), UUID(claims.tenant_id), claims.role, claims.extra["sid"], claims.jti)
 
 
 def require(permission: P) -> Callable:

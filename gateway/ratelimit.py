@@ -24,6 +24,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cluster.logs import get_logger
+from domain.api_keys import is_api_key
 from domain.ratelimit import TokenBucket, retry_after_header
 from gateway.authz import bearer_token, token_service
 from gateway.http import error_body
@@ -235,7 +236,12 @@ class RateLimitMiddleware:
                    if k in (b"authorization",)}
         now = time.monotonic()
         token = bearer_token(headers)
-        if token is not None:
+        if token is not None and is_api_key(token):
+            tenant = await _api_key_tenant(self.state, token)
+            d = await self.limiter.check_tenant(tenant, now) if tenant else None
+            if d is not None:
+                return d
+        elif token is not None:
             try:
                 claims = token_service(self.state).verify(token)
                 scope.setdefault("state", {})["auth_claims"] = claims
@@ -270,6 +276,16 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+async def _api_key_tenant(state: Any, token: str) -> str | None:
+    """The tenant of an API key seen in the last minute (the route resolves and caches a new one)."""
+    from gateway.api_keys import cached_tenant
+
+    try:
+        return await cached_tenant(state.runtime.redis, state.settings, token)
+    except Exception:
+        return None
 
 
 def install_rate_limit(app) -> None:

@@ -63,3 +63,33 @@ def test_price_delta_resorts_in_place():
     assert index.query(parse_query(b"availability=degraded"), Sort.price_asc, 0, 10).total == 1
     page = json.loads(index.page_json(index.query(ExportQuery(), Sort.price_asc, 0, 1)))
     assert page["items"][0]["price_per_gpu_hour"] == 0.5 and page["items"][0]["last_updated"].endswith(".000099Z")
+
+
+def test_cursor_paging_is_page_paging_by_another_name():
+    from domain.search import SearchQuery
+
+    first = parse_query(b"gpu_type=H100&limit=10")
+    assert first.offset == 0 and first.size == 10
+    nxt = first.next_cursor(total=25)
+    second = parse_query(f"gpu_type=H100&limit=10&cursor={nxt}".encode())
+    assert second.offset == 10 and second.cache_key() == parse_query(b"gpu_type=H100&page=2&page_size=10").cache_key()
+    last = parse_query(f"limit=10&cursor={second.next_cursor(total=25)}".encode())
+    assert last.offset == 20 and last.next_cursor(total=25) is None
+    assert SearchQuery().next_cursor(total=20) is None
+
+
+@pytest.mark.parametrize("raw,field", [(b"cursor=abc&page=2", "query"), (b"limit=5&page_size=5", "query"),
+                                       (b"limit=0", "limit"), (b"limit=101", "limit"), (b"cursor=%%", "cursor")])
+def test_cursor_paging_bad_input(raw, field):
+    with pytest.raises(QueryError) as exc:
+        parse_query(raw)
+    assert field in {d["field"] for d in exc.value.details}
+
+
+def test_foreign_cursor_is_rejected():
+    from domain.pagination import encode_cursor
+
+    for cursor in (encode_cursor({"t": "x", "id": 1}), encode_cursor({"o": -5}), "bm90IGpzb24"):
+        with pytest.raises(QueryError) as exc:
+            parse_query(f"cursor={cursor}".encode()).cache_key()
+        assert exc.value.details[0]["field"] == "cursor"

@@ -1,0 +1,1 @@
+"""SQL by aggregate: one module per aggregate, async functions taking a connection or pool."""

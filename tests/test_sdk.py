@@ -1,0 +1,146 @@
+"""The Python SDK: every call matches the OpenAPI document, and works against the live app (sync and
+async), with typed results and typed errors carrying the API's code and trace id."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import pytest
+
+import gpubroker
+from cluster.settings import load_settings
+from deployments.ingress import create_app
+from domain.history import GpuHistory, OfferHistoryPage
+from domain.models import OfferDetail, ProviderOffer, SearchPage
+from gpubroker.client import ENDPOINTS, FILTERS, AsyncClient, Client
+from tests.search_fixtures import bump_generation, wait_for
+
+SDK_TO_API = {"start": "from", "end": "to", "offer_id": None, "format": "format"}  # None: goes into the path
+NOT_ROUTES = {"close", "aclose", "search_all", "stream"}
+
+
+@pytest.fixture(scope="module")
+def doc():
+    return create_app(SimpleNamespace(settings=load_settings())).openapi()
+
+
+def _sent_params(method) -> set[str]:
+    """The API parameter names an SDK method can send (its keyword arguments, **filters as FILTERS)."""
+    out: set[str] = set()
+    for name, p in inspect.signature(method).parameters.items():
+        if name == "self":
+            continue
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            out |= set(FILTERS)
+            continue
+        api = SDK_TO_API.get(name, name)
+        if api is not None:
+            out.add(api)
+    return out
+
+
+@pytest.mark.parametrize("cls", [Client, AsyncClient])
+def test_every_sdk_call_matches_the_openapi_document(doc, cls):
+    public = {n for n, _ in inspect.getmembers(cls, inspect.isfunction) if not n.startswith("_")} - NOT_ROUTES
+    assert public == set(ENDPOINTS), "every SDK call that is a route is listed in ENDPOINTS"
+    for name, ep in ENDPOINTS.items():
+        op = doc["paths"][ep.path][ep.method.lower()]
+        declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
+        path_params = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
+        assert set(ep.params) <= declared, (name, set(ep.params) - declared)
+        assert _sent_params(getattr(cls, name)) == set(ep.params), name
+        assert path_params == ({"id"} if "{id}" in ep.path else set()), name
+        required = {p["name"] for p in op.get("parameters", []) if p.get("required") and p["in"] == "query"}
+        assert required <= set(ep.params), (name, required)
+        content = op["responses"]["200"]["content"]
+        if ep.model is not None:
+            assert content["application/json"]["schema"]["$ref"].rsplit("/", 1)[1] == ep.model.__name__, name
+        else:
+            assert {"text/csv", "application/json"} <= set(content), name
+
+
+def test_public_surface():
+    assert set(gpubroker.__all__) == {
+        "ApiError", "AsyncClient", "BadRequest", "Client", "Conflict", "Forbidden", "GpuBrokerError", "NotFound",
+        "RateLimited", "StreamUpdate", "TransportError", "Unauthorized", "Unavailable", "__version__"}
+    with pytest.raises(TypeError, match="colour"):
+        Client("http://127.0.0.1:9").search(colour="red")
+
+
+@pytest.fixture(scope="module")
+async def sdk_data(serve_app, pg, redis_client, settings):
+    await pg.execute("INSERT INTO providers (id, name) VALUES ('sdk-a', 'SDK A') ON CONFLICT DO NOTHING")
+    ids = []
+    for n, price in enumerate((1.25, 2.5, 3.75)):
+        oid = uuid.uuid4()
+        ids.append(oid)
+        await pg.execute(
+            "INSERT INTO offers (id, provider_id, external_id, name, gpu_type, gpu_count, price_per_hour, "
+            "price_per_gpu_hour, pricing, region, country, continent) "
+            "VALUES ($1, 'sdk-a', $2, $2, 'L40S', 1, $3, $3, 'spot', 'europe-west4', 'NL', 'EU')",
+            oid, f"sdk-{n}", price)
+        t0 = datetime(2025, 6, 2, tzinfo=timezone.utc)
+        await pg.executemany("INSERT INTO price_history (offer_id, price_per_hour, availability, recorded_at) "
+                             "VALUES ($1, $2, 'up', $3)", [(oid, price + k / 10, t0 + timedelta(days=k)) for k in range(5)])
+    await bump_generation(redis_client, settings)
+
+    def loaded():
+        with Client(serve_app) as c:
+            return c.search(provider="sdk-a").total == 3
+    await wait_for(lambda: asyncio.to_thread(loaded), timeout=20)
+    return ids
+
+
+async def test_sync_client_against_the_live_app(serve_app, sdk_data):
+    def calls():
+        with Client(serve_app) as gb:
+            page = gb.search("L40S", provider="sdk-a", max_price=3, sort="price_desc", limit=1)
+            all_items = list(gb.search_all(provider="sdk-a", limit=2))
+            detail = gb.offer(str(sdk_data[0]))
+            csv_text = gb.export(provider="sdk-a")
+            as_json = gb.export("json", provider="sdk-a")
+            hist = gb.history("L40S", start="2025-06-01", end="2025-06-30", bucket="week", provider="sdk-a")
+            points = gb.offer_history(str(sdk_data[1]), limit=2)
+            return page, all_items, detail, csv_text, as_json, hist, points
+    page, all_items, detail, csv_text, as_json, hist, points = await asyncio.to_thread(calls)
+    assert isinstance(page, SearchPage) and page.total == 2 and page.items[0].price_per_hour == 2.5
+    assert page.next_cursor is not None
+    assert sorted(i.price_per_hour for i in all_items) == [1.25, 2.5, 3.75]
+    assert isinstance(detail, OfferDetail) and detail.id == sdk_data[0] and len(detail.price_history) == 5
+    assert csv_text.splitlines()[0].startswith("id,provider,name") and len(csv_text.splitlines()) == 4
+    assert all(isinstance(o, ProviderOffer) for o in as_json) and len(as_json) == 3
+    assert isinstance(hist, GpuHistory) and hist.gpus == ["L40S"]
+    assert [(s.provider, sum(p.samples for p in s.points)) for s in hist.series] == [("sdk-a", 15)]
+    assert isinstance(points, OfferHistoryPage) and [p.price_per_hour for p in points.items] == [2.9, 2.8]
+
+
+async def test_async_client_against_the_live_app(serve_app, sdk_data):
+    async with AsyncClient(serve_app) as gb:
+        page = await gb.search(provider="sdk-a", continent="EU", pricing=["spot"])
+        seen = [o.id async for o in gb.search_all(provider="sdk-a", limit=1)]
+        hist = await gb.history("L40S", start=datetime(2025, 6, 1), end=datetime(2025, 6, 10), provider="sdk-a")
+    assert page.total == 3 and len(seen) == 3 and set(seen) == {o.id for o in page.items}
+    assert len(hist.series) == 1 and len(hist.series[0].points) == 5
+
+
+async def test_errors_are_typed_with_code_and_trace_id(serve_app, sdk_data):
+    async with AsyncClient(serve_app) as gb:
+        with pytest.raises(gpubroker.NotFound) as nf:
+            await gb.offer(str(uuid.uuid4()))
+        with pytest.raises(gpubroker.BadRequest) as bad:
+            await gb.history("Z9000")
+        with pytest.raises(gpubroker.BadRequest) as bad_sort:
+            await gb.search(sort="cheapest")
+    assert nf.value.status == 404 and nf.value.code == "not_found" and len(nf.value.trace_id) == 32
+    assert bad.value.code == "validation_error" and bad.value.details[0]["field"] == "gpu_type"
+    assert bad_sort.value.details[0]["field"] == "sort"
+    with pytest.raises(gpubroker.TransportError):
+        with Client("http://127.0.0.1:9", timeout=2) as gb:
+            gb.search()
+    with pytest.raises(gpubroker.GpuBrokerError, match="needs an API key"):
+        async with AsyncClient(serve_app, api_key="") as gb:
+            async for _ in gb.stream(gpu_type="H100"):
+                pass
