@@ -36,6 +36,9 @@ from gateway.ws_protocol import (CLOSE_AUTH_TIMEOUT, CLOSE_FORBIDDEN, CLOSE_KEEP
 log = get_logger("ws")
 
 _REPLAY_FRAME = 200  # updates per replay frame
+# A resume needs the stream position, known once the feed has subscribed: a client that resumes right
+# after the gateway (re)started waits for it this long at most (NATS down: it gets what is known).
+_REPLAY_FEED_WAIT_S = 5.0
 
 
 class _Connection(ServerConnection):
@@ -387,6 +390,11 @@ class PriceGateway:
     async def _replay(self, client: Client, sub_id: str, flt, after_seq: int) -> None:
         """Send the updates after `after_seq` this filter matches, bounded by count and age."""
         s = self.settings
+        if not self.feed.connected.is_set():
+            try:
+                await asyncio.wait_for(self.feed.connected.wait(), _REPLAY_FEED_WAIT_S)
+            except asyncio.TimeoutError:
+                pass
         upto = self.feed.last_seq
         start, truncated = after_seq + 1, False
         if upto - after_seq > s.ws_replay_max:
