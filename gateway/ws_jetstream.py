@@ -26,7 +26,6 @@ class PriceFeed:
         self.stream = stream_name(settings, "PRICES")
         self.subject = subject(settings, "prices") + ".>"
         self.last_seq = 0
-        self._conn = None
         self.nc = None
         self.js = None
         self._sub = None
@@ -41,12 +40,14 @@ class PriceFeed:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-        if self._conn is not None:
-            await self._conn.close()
+        if self.nc is not None:
+            try:
+                await self.nc.close()
+            except Exception:
+                pass
 
     async def _connect(self) -> None:
-        """Connect through the shared client (reconnects forever); re-subscribe after every reconnect."""
-        from cluster.connections import NatsConnection
+        import nats
 
         async def disconnected() -> None:
             self.connected.clear()
@@ -54,13 +55,23 @@ class PriceFeed:
         async def reconnected() -> None:
             self._resubscribe.set()
 
-        self._conn = NatsConnection(self.settings, "gpubroker-ws", pending_size=64 * 1024 * 1024)
-        self._conn.on_disconnect.append(disconnected)
-        self._conn.on_reconnect.append(reconnected)
-        self._conn.start()
-        await self._conn.connected.wait()
-        self.nc = self._conn.nc
-        self.js = self.nc.jetstream()
+        async def error(exc: Exception) -> None:
+            log.debug("nats error", extra={"error": str(exc)[:200]})
+
+        delay = 0.2
+        while True:
+            try:
+                self.nc = await nats.connect(servers=self.settings.nats_url.split(","), connect_timeout=2,
+                                             allow_reconnect=True, max_reconnect_attempts=-1,
+                                             reconnect_time_wait=0.5, disconnected_cb=disconnected,
+                                             reconnected_cb=reconnected, error_cb=error, name="gpubroker-ws",
+                                             pending_size=64 * 1024 * 1024)
+                self.js = self.nc.jetstream()
+                return
+            except Exception as exc:
+                log.warning("nats unavailable, retrying", extra={"error": str(exc)[:200]})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _on_msg(self, msg) -> None:
         seq = msg.metadata.sequence.stream
