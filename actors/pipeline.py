@@ -11,7 +11,8 @@ and the benchmark all use it. One `ingest()` call is one sync of one provider:
    events as outbox rows of up to OUTBOX_BATCH messages each (same transaction: an event is never lost);
 3. after commit: INCR the Redis catalog generation (caches purge) when anything changed, publish one
    JetStream message per delta on prices.<provider>.<gpu> with Nats-Msg-Id dedup, mark the outbox rows
-   published. If NATS is down the rows stay unpublished and `relay_outbox()` sends them later.
+   published. If NATS is down the rows stay unpublished and `relay_outbox()` sends them later;
+   `relay_forever()` does so by itself (the IngestWorker runs it) as soon as NATS is back.
 """
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ _enc = json.encoder.encode_basestring  # the C escaper json.dumps uses for strin
 _TS = TypeAdapter(datetime)
 MAX_PRICE_PER_GPU_HOUR = Decimal("500")  # above this a price is a unit error (cents, per month), not a GPU
 OUTBOX_BATCH = 10_000  # messages per outbox row (migration 0005)
+PUBLISH_TIMEOUT_S = 30.0  # acks of one batch; past it the rows stay in the outbox for the relay
+RELAY_INTERVAL_S = 1.0  # how often the relay looks for rows left unpublished
+RELAY_MIN_AGE_S = 5.0  # rows younger than this belong to an ingest still publishing them
 # The upsert is one statement over a whole batch: PostgreSQL's JIT spent ~0.8 s compiling it per 50k-row
 # batch (more than a quarter of its run time) and the default 4 MB work_mem sent its sorts to disk.
 TXN_SETTINGS = "SET LOCAL jit = off; SET LOCAL work_mem = '64MB'"
@@ -233,6 +237,29 @@ class Ingestor:
         """Publish this pipeline's outbox rows still unpublished (NATS was down); returns how many."""
         return await relay_outbox(self.pool, self.js, self.msg_prefix, older_than_s, limit)
 
+    async def relay_forever(self, wake: asyncio.Event, attach_js: Any = None) -> None:
+        """Relay the outbox every RELAY_INTERVAL_S, and at once when `wake` is set (NATS reconnected: then
+        young rows too; a message an ingest is still publishing is deduplicated by its Nats-Msg-Id)."""
+        while True:
+            woken = False
+            try:
+                await asyncio.wait_for(wake.wait(), RELAY_INTERVAL_S)
+                woken = True
+            except asyncio.TimeoutError:
+                pass
+            wake.clear()
+            try:
+                if attach_js is not None:
+                    await attach_js()
+                if self.js is None or not self.js._nc.is_connected:
+                    continue
+                while (n := await self.relay_outbox(older_than_s=0.0 if woken else RELAY_MIN_AGE_S)) > 0:
+                    log.info("outbox relayed", extra={"messages": n})
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # PostgreSQL or NATS down: try again next round
+                log.debug("outbox relay waiting", extra={"error": str(exc)[:200]})
+
     async def record_health(self, provider: str, status: str, *, last_error: str | None, latency_ms: float | None,
                             source: str, details: dict[str, Any], synced: bool) -> None:
         """Upsert provider_health; `synced` False keeps last_sync_ts (a failed fetch is not a sync)."""
@@ -245,17 +272,22 @@ async def publish_all(js: Any, msgs: list[tuple[str, str, str]], fence_after: in
     Small batches: one acked publish each, pipelined. Large ones: core publishes on the JetStream
     connection, then the last message as an acked publish: NATS processes one connection's messages in
     order, so its ack (or error) comes after the stream has taken every earlier one. Nats-Msg-Id makes a
-    re-publish (outbox relay) harmless.
+    re-publish (outbox relay) harmless. While NATS is disconnected nothing is buffered: it raises at once
+    and the messages wait in the outbox.
     """
+    if not js._nc.is_connected:
+        from cluster.dependencies import DependencyUnavailable
+
+        raise DependencyUnavailable("nats", "not connected")
     if len(msgs) <= fence_after:
         futs = [await js.publish_async(s, p.encode(), headers={"Nats-Msg-Id": m}) for s, m, p in msgs]
-        await asyncio.gather(*futs)
+        await asyncio.wait_for(asyncio.gather(*futs), PUBLISH_TIMEOUT_S)
         return
     nc = js._nc
     for s, m, p in msgs[:-1]:
         await nc.publish(s, p.encode(), headers={"Nats-Msg-Id": m})
     s, m, p = msgs[-1]
-    await js.publish(s, p.encode(), headers={"Nats-Msg-Id": m}, timeout=30)
+    await js.publish(s, p.encode(), headers={"Nats-Msg-Id": m}, timeout=PUBLISH_TIMEOUT_S)
 
 
 async def relay_outbox(pool: Any, js: Any, msg_prefix: str, older_than_s: float = 0.0, limit: int = 50_000) -> int:

@@ -31,24 +31,46 @@ class IngestWorker:
         self.settings = settings
         self._ingestor = None
         self._lock = asyncio.Lock()
+        self._relay: asyncio.Task | None = None
+        self._relay_now = asyncio.Event()
 
     async def _ing(self):
         if self._ingestor is None:
             async with self._lock:
                 if self._ingestor is None:
                     from actors.pipeline import Ingestor
-                    from cluster.messaging import ensure_streams
                     from cluster.runtime import Runtime
 
-                    self.runtime = await Runtime(self.settings).start()
-                    js = None
-                    try:
-                        js = (await self.runtime.get_nats()).jetstream()
-                        await ensure_streams(self.settings, js)
-                    except Exception as exc:  # events wait in the outbox until NATS is back
-                        log.warning("NATS unavailable to ingestion", extra={"error": str(exc)[:200]})
-                    self._ingestor = Ingestor(self.settings, await self.runtime.get_pg(), self.runtime.redis, js)
+                    if getattr(self, "runtime", None) is None:
+                        self.runtime = await Runtime(self.settings).start()
+                    ing = Ingestor(self.settings, await self.runtime.get_pg(), self.runtime.redis)
+                    self._ingestor = ing
+                    await self._attach_js()
+
+                    async def reconnected() -> None:
+                        self._relay_now.set()
+
+                    self.runtime.nats.on_reconnect.append(reconnected)
+                    self._relay = asyncio.get_running_loop().create_task(
+                        ing.relay_forever(self._relay_now, self._attach_js))
         return self._ingestor
+
+    async def _attach_js(self) -> None:
+        """Give the pipeline its JetStream context once NATS is first reached (the client then reconnects
+        by itself, and the context stays valid); until then events wait in the outbox."""
+        ing = self._ingestor
+        if ing is None or ing.js is not None:
+            return
+        from cluster.messaging import ensure_streams
+
+        try:
+            js = (await self.runtime.get_nats()).jetstream()
+            await ensure_streams(self.settings, js)
+        except Exception as exc:
+            log.warning("NATS unavailable to ingestion", extra={"error": str(exc)[:200]})
+            return
+        ing.js = js
+        self._relay_now.set()
 
     async def ensure_provider(self, provider: str, name: str, endpoint: str | None = None) -> None:
         """Create or rename the provider row."""
@@ -61,7 +83,7 @@ class IngestWorker:
     async def ingest(self, provider: str, offers: list, **kw: Any):
         """Run one sync batch through the pipeline; returns SyncStats."""
         ing = await self._ing()
-        await ing.relay_outbox(older_than_s=30)
+        await self._attach_js()
         return await ing.ingest(provider, offers, **kw)
 
     async def record_health(self, provider: str, status: str, **kw: Any) -> None:

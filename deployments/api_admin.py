@@ -12,11 +12,12 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from cluster.audit import append_audit, list_audit, verify_audit
 from cluster.repositories import directory
 from domain.api import AuditPage, AuditVerification, RoleAssigned, TenantList, TenantOut, UserList, UserOut
+from domain.inputs import BIGINT_MAX, RequestModel
 from domain.models import Plan, Role
 from domain.pagination import CURSOR_DESCRIPTION, CURSOR_PATTERN, CursorError, decode_cursor, encode_cursor
 from domain.permissions import P
@@ -30,8 +31,8 @@ PLAN_FIELDS = ("plan", "rate_limit_rps", "burst", "seats", "ws_limit")
 _TENANT_COLS = "id, name, plan, rate_limit_rps, burst, seats, ws_limit, currency, is_platform, created_at, updated_at"
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _In(RequestModel):
+    pass
 
 
 class TenantIn(_In):
@@ -247,12 +248,13 @@ async def set_role(user_id: UUID, body: RoleIn, request: Request,
 @router.get("/audit", summary="The tenant's audit trail, oldest first (keyset pages)", response_model=AuditPage)
 async def audit_entries(request: Request, limit: int = Query(100, ge=1, le=1000, description="items per page"),
                         cursor: str | None = Query(None, pattern=CURSOR_PATTERN, description=CURSOR_DESCRIPTION),
-                        after_id: int = Query(0, ge=0, description="the same position as an entry id (instead of cursor)"),
+                        after_id: int = Query(0, ge=0, le=BIGINT_MAX,
+                                              description="the same position as an entry id (instead of cursor)"),
                         me: Principal = Depends(require(P.AUDIT_READ))) -> dict:
     if cursor is not None:
         try:
             after_id = decode_cursor(cursor, ("after_id",))["after_id"]
-            if not isinstance(after_id, int) or after_id < 0:
+            if not isinstance(after_id, int) or not 0 <= after_id <= BIGINT_MAX:
                 raise CursorError("not a cursor issued by this route")
         except CursorError as exc:
             raise ApiError(422, "validation_error", "invalid request: cursor", details=[

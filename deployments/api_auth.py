@@ -14,12 +14,13 @@ import secrets
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from cluster.audit import append_audit
 from cluster.repositories import users as users_repo
 from cluster.settings import Settings
 from domain.api import MfaChallenge, MfaState, Profile, Registered, TotpEnrolment, Tokens
+from domain.inputs import RequestModel
 from domain.passwords import PasswordPolicy, WeakPassword
 from domain.permissions import P
 from gateway import live_sessions, login_throttle, mfa, sessions
@@ -31,8 +32,8 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$"
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _In(RequestModel):
+    pass
 
 
 class RegisterIn(_In):

@@ -23,11 +23,12 @@ async def ready(request: Request) -> JSONResponse:
     deps = {c.name: c.as_dict() for c in checks}
     down = [c.name for c in checks if not c.ok]
     if down:
+        from cluster.dependencies import RETRY_AFTER_S
         from gateway.http import error_body
 
-        body = error_body(503, f"not ready: {', '.join(down)} down", "unavailable",
+        body = error_body(503, f"not ready: {', '.join(down)} down", "dependency_unavailable",
                           details={"down": down, "dependencies": deps})
-        return JSONResponse(body, status_code=503)
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
     return JSONResponse({"status": "ready", "dependencies": deps})
 
 

@@ -16,6 +16,7 @@ from cluster.logs import configure_logging
 from cluster.runtime import Runtime
 from cluster.settings import Settings
 from gateway.http import EdgeMiddleware, install_error_handlers
+from gateway.limits import install_request_limits
 from gateway.openapi import install_openapi
 from gateway.ratelimit import install_rate_limit
 
@@ -58,6 +59,7 @@ def create_app(runtime: Runtime, handles: dict[str, Any] | None = None) -> FastA
         mod, attr = spec.split(":")
         app.include_router(getattr(importlib.import_module(mod), attr))
     install_rate_limit(app)
+    install_request_limits(app)
     install_openapi(app)
     app.add_middleware(EdgeMiddleware)
     return app

@@ -11,6 +11,7 @@ import time
 
 import redis.asyncio as aioredis
 
+from cluster.connections import redis_client
 from cluster.logs import get_logger
 from cluster.settings import Settings
 from deployments.search_metrics import CACHE_ERRORS
@@ -41,8 +42,7 @@ class PageCache:
         self._set_scheduled = False
 
     async def start(self) -> "PageCache":
-        self.redis = aioredis.from_url(self.settings.redis_url, socket_timeout=_OP_TIMEOUT_S,
-                                       socket_connect_timeout=_OP_TIMEOUT_S)
+        self.redis = redis_client(self.settings, op_timeout_s=_OP_TIMEOUT_S)
         return self
 
     async def close(self) -> None:

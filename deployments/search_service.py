@@ -71,12 +71,15 @@ class SearchService:
         self._flush_handle: asyncio.TimerHandle | None = None
         self._replay: list[tuple[PriceUpdate, int]] | None = None  # deltas seen while a rebuild runs
         self._sub = None
+        self._deltas_down = False
         self._tasks: list[asyncio.Task] = []
         self._lock = asyncio.Lock()
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> "SearchService":
         await self.cache.start()
+        if self.runtime.nats is not None:  # a restarted server lost our consumer: subscribe again
+            self.runtime.nats.on_reconnect.append(self._drop_subscription)
         await self._subscribe()
         try:
             await self._full_reload()
@@ -102,6 +105,16 @@ class SearchService:
         return f"{self.generation}.{self.seq}.{self._stale_tag}"
 
     # ---- freshness ---------------------------------------------------------------------------------
+    async def _drop_subscription(self) -> None:
+        """Forget the consumer; the refresher subscribes again (changes made meanwhile arrive through the
+        catalog generation, which ingestion bumps in Redis)."""
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            try:
+                await sub.unsubscribe()
+            except Exception:
+                pass
+
     async def _subscribe(self) -> None:
         subj = subject(self.settings, "prices") + ".>"
         try:
@@ -118,7 +131,11 @@ class SearchService:
                                                deliver_policy=DeliverPolicy.NEW)
         except Exception as exc:
             self._sub = None
-            log.warning("price deltas unavailable; relying on reloads", extra={"error": str(exc)[:300]})
+            if not self._deltas_down:  # once per outage, not every refresh
+                log.warning("price deltas unavailable; relying on reloads", extra={"error": str(exc)[:300]})
+            self._deltas_down = True
+            return
+        self._deltas_down = False
 
     async def _on_delta(self, msg) -> None:
         try:
@@ -242,9 +259,6 @@ class SearchService:
         while True:
             await asyncio.sleep(self.settings.search_refresh_interval_s)
             try:
-                nc = self.runtime.nc
-                if self._sub is not None and (nc is None or nc.is_closed):  # NATS gave up reconnecting
-                    self._sub = None
                 if self._sub is None:
                     await self._subscribe()
                 if not self.loaded or time.monotonic() - self._last_full > self.settings.search_full_reload_s:

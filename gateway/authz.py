@@ -21,6 +21,7 @@ from uuid import UUID
 
 from fastapi import Request
 
+from cluster.dependencies import DependencyUnavailable, dependency_down
 from cluster.settings import Settings
 from domain.api_keys import is_api_key
 from domain.permissions import P, allowed
@@ -79,8 +80,11 @@ async def authenticate(request: Request) -> Principal:
     except TokenError:
         raise unauthorized("invalid, expired or revoked API key" if is_api_key(token)
                            else "invalid or expired token") from None
-    except Exception:
-        raise ApiError(503, "unavailable", "session store unavailable") from None
+    except Exception as exc:
+        dep = dependency_down(exc)
+        if dep is None:
+            raise  # a bug, not an outage: logged once as a 500 by the edge
+        raise DependencyUnavailable(dep, f"session store: {exc}"[:200]) from exc
     return Principal(UUID(claims.sub), UUID(claims.tenant_id), claims.role, claims.extra["sid"], claims.jti)
 
 

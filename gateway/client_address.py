@@ -1,7 +1,7 @@
 """The client's real address behind proxies, and the key its throttles count under.
 
 Serve's HAProxy connects to the replicas itself, so every request arrives from 127.0.0.1. Our HAProxy
-wrapper (`cluster.haproxy_config`) makes it append the address it saw to `X-Forwarded-For`. The address
+wrapper (`cluster/haproxy_wrapper.py`) makes it append the address it saw to `X-Forwarded-For`. The address
 of a request is found by walking that header from the right, the peer first: each hop that is one of
 `trusted_proxies` (default loopback: our HAProxy, or a proxy on this machine) is skipped, and the first
 address that is not is the client. A client cannot forge its way past this: whatever it writes into the

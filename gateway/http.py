@@ -2,6 +2,8 @@
 
 Every response carries `traceparent` and `X-Trace-Id`; every error is
 `{"error": {"code", "message", "details"?, "trace_id"}}`, including 404, 405, 422 and unhandled exceptions.
+An exception that means a dependency is down (`cluster.dependencies`) answers 503 `dependency_unavailable`
+with `Retry-After`; any other unhandled exception answers 500 and is logged once, with its traceback.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cluster.dependencies import RETRY_AFTER_S, dependency_down
 from cluster.logs import get_logger, span_id_var, trace_id_var
 from gateway.metrics import HTTP_ERRORS, HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS
 
@@ -25,7 +28,7 @@ _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-
 
 STATUS_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
+    408: "request_timeout", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
     429: "rate_limited", 500: "internal_error", 502: "bad_gateway", 503: "unavailable", 504: "timeout",
 }
 
@@ -122,15 +125,28 @@ class EdgeMiddleware:
 
         t0 = time.perf_counter()
         HTTP_IN_FLIGHT.inc()
+        logged = False
         try:
             await self.app(scope, receive, send_wrapper)
-        except Exception:
-            log.exception("unhandled error", extra={"path": scope.get("path"), "method": scope.get("method")})
+        except Exception as exc:
+            route = getattr(scope.get("route"), "path", None) or "<unmatched>"
+            dep = dependency_down(exc)
+            if dep is not None:
+                status, body_doc, extra = 503, error_body(
+                    503, f"{dep} is unavailable; retry later", "dependency_unavailable", {"dependency": dep}), \
+                    [(b"retry-after", str(RETRY_AFTER_S).encode())]
+                log.warning("dependency unavailable", extra={"dependency": dep, "route": route,
+                                                             "method": scope.get("method"),
+                                                             "error": f"{type(exc).__name__}: {exc}"[:300]})
+            else:
+                status, body_doc, extra = 500, error_body(500, "internal server error"), []
+                log.error("unhandled error", exc_info=exc, extra={"route": route, "method": scope.get("method")})
+            logged = True
             if not status_holder["started"]:
-                body = json.dumps(error_body(500, "internal server error")).encode()
-                await send_wrapper({"type": "http.response.start", "status": 500,
+                body = json.dumps(body_doc).encode()
+                await send_wrapper({"type": "http.response.start", "status": status,
                                     "headers": [(b"content-type", b"application/json"),
-                                                (b"content-length", str(len(body)).encode())]})
+                                                (b"content-length", str(len(body)).encode()), *extra]})
                 await send({"type": "http.response.body", "body": body})
         finally:
             HTTP_IN_FLIGHT.dec()
@@ -143,7 +159,7 @@ class EdgeMiddleware:
             HTTP_LATENCY.labels(method, route_label).observe(elapsed)
             if status >= 400:
                 HTTP_ERRORS.labels(route_label, STATUS_CODES.get(status, str(status))).inc()
-            if status >= 500 or elapsed > 1.0:
+            if (status >= 500 and not logged) or elapsed > 1.0:
                 log.warning("request", extra={"method": method, "route": route_label, "status": status,
                                               "duration_ms": round(elapsed * 1000, 2)})
             trace_id_var.reset(t_tok)

@@ -28,9 +28,9 @@ provision (the sandbox provider for now) with signed provider webhooks; daily in
 liveness, readiness and metrics.
 Live price changes stream over a WebSocket (see the README and `gateway/PROTOCOL.md`).
 
-Errors are always `{"error": {"code", "message", "details"?, "trace_id"}}`, except that the HTTP server
-itself refuses a request line or headers over its size limit (about 16 KB) with a plain 400 or 414 before
-the app sees it. List routes page the same way: `limit` and `cursor` in, `items` and `next_cursor` (null on the last page) out.
+Errors are always `{"error": {"code", "message", "details"?, "trace_id"}}`, a request line or header block
+over 16 KB included (414 / 431); only a request over the HTTP server's 64 KB buffer, and headers that never
+complete (408), get the server's plain page. List routes page the same way: `limit` and `cursor` in, `items` and `next_cursor` (null on the last page) out.
 Authenticate with `Authorization: Bearer <access token>` (from `POST /auth/login`) or, for scripts,
 `Authorization: Bearer gpb_...` (an API key from `POST /auth/api-keys`)."""
 

@@ -42,6 +42,9 @@ from gateway.ws_protocol import (CLOSE_AUTH_TIMEOUT, CLOSE_FORBIDDEN, CLOSE_KEEP
 log = get_logger("ws")
 
 _REPLAY_FRAME = 200  # updates per replay frame
+# A resume needs the stream position, known once the feed has subscribed: a client that resumes right
+# after the gateway (re)started waits for it this long at most (NATS down: it gets what is known).
+_REPLAY_FEED_WAIT_S = 5.0
 
 
 class _Connection(ServerConnection):
@@ -97,19 +100,20 @@ class PriceGateway:
 
     # lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> "PriceGateway":
-        import redis.asyncio as aioredis
-
+        from cluster.connections import redis_client
         from cluster.db import create_pool
 
         s = self.settings
         # A bounded, blocking pool: a burst of (dis)connects waits for a connection instead of failing.
-        pool = aioredis.BlockingConnectionPool.from_url(s.redis_url, max_connections=32, timeout=10,
-                                                        socket_timeout=5, socket_connect_timeout=5)
-        self._redis = aioredis.Redis(connection_pool=pool)
-        self._pg = await create_pool(s, min_size=1, max_size=2)
+        self._redis = redis_client(s, op_timeout_s=5, max_connections=32, blocking=True)
+        # min_size=0: no connection at start, so the gateway starts (and heals) while PostgreSQL is down
+        self._pg = await create_pool(s, min_size=0, max_size=2)
         self.limiter = ConnectionLimiter(s, self._redis, self._pg)
         self.sessions = SessionWatch(s, self._redis, self._session_ended)
-        await self.limiter.heartbeat()
+        try:
+            await self.limiter.heartbeat()
+        except Exception as exc:  # Redis down: the housekeeping loop marks us alive once it is back
+            log.warning("ws gateway started without redis", extra={"error": str(exc)[:200]})
         await self.feed.start()
         await self.bookings.start()
         self.server = await serve(
@@ -449,6 +453,11 @@ class PriceGateway:
     async def _replay(self, client: Client, sub_id: str, flt, after_seq: int) -> None:
         """Send the updates after `after_seq` this filter matches, bounded by count and age."""
         s = self.settings
+        if not self.feed.connected.is_set():
+            try:
+                await asyncio.wait_for(self.feed.connected.wait(), _REPLAY_FEED_WAIT_S)
+            except asyncio.TimeoutError:
+                pass
         upto = self.feed.last_seq
         start, truncated = after_seq + 1, False
         if upto - after_seq > s.ws_replay_max:

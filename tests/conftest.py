@@ -63,6 +63,7 @@ def settings(state_dir) -> Settings:
         haproxy_metrics_port=free_port(),
         state_dir=state_dir,
         ingress_replicas_max=1,
+        request_timeout_s=3,  # slow and incomplete requests are cut after this: short for the tests that wait
         log_level="WARNING",
     )
 

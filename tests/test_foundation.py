@@ -75,7 +75,8 @@ async def test_ready_names_nats_when_unreachable(serve_app, settings):
             await asyncio.sleep(0.2)
     assert r.status_code == 503, r.text
     body = r.json()["error"]
-    assert body["code"] == "unavailable"
+    assert body["code"] == "dependency_unavailable"
+    assert r.headers["retry-after"].isdigit()
     assert "nats" in body["message"]
     assert body["details"]["down"] == ["nats"]
     assert body["details"]["dependencies"]["postgres"]["status"] == "up"
