@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: install up down status test bench
+.PHONY: install up down status test bench wheel
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,7 @@ status: install
 test: install
 	$(VENV)/bin/gpubroker services
 	PYTHONPATH=$(CURDIR) $(PY) -m pytest -q -W ignore::DeprecationWarning
+
+# The wheel that `ray up cluster/deploy/ray-cluster-*.yaml` copies to every node (dist/).
+wheel: install
+	rm -rf dist && $(PY) -m pip wheel -q --no-deps -w dist .
