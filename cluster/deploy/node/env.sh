@@ -27,4 +27,7 @@ export RAY_USAGE_STATS_ENABLED=0 RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_THROUGHPU
 export RAY_SERVE_HAPROXY_STATS_PORT=8404 RAY_SERVE_HAPROXY_METRICS_PORT=9101
 # This node's private address: the dashboard and the metrics export listen there only.
 export GPUBROKER_NODE_IP="$(hostname -I | awk '{print $1}')"
+# Serve's HTTP proxy and the WebSocket gateway listen on the private address; the gateway is pinned to
+# the node with the `gpubroker_head` resource (the head), so its port is the head's.
+export GPUBROKER_HTTP_HOST="$GPUBROKER_NODE_IP" GPUBROKER_WS_HOST="$GPUBROKER_NODE_IP" GPUBROKER_WS_NODE_RESOURCE=gpubroker_head
 set +eu
