@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from actors import metrics
 from adapters.base import AdapterError, ProvisionRequest
 from cluster import compliance
 from cluster.billing import PostgresLedger
@@ -226,6 +227,7 @@ class BookingHost:
             else:
                 return {"status": "conflict"}
         self.counters["transitions"] += 1
+        metrics.BOOKING_TRANSITIONS.labels(to.value).inc()
         self.outq.put_nowait(msg)
         row = dict(new)
         compliance.record("booking.transition", outcome="success", tenant_id=row["tenant_id"], actor=actor,
@@ -349,6 +351,11 @@ class BookingHost:
         wall = now_utc()
         timeout = self.settings.booking_provision_timeout_s
         work = []
+        by_state = {st.value: 0 for st in S if rules.is_live(st)}
+        for row in self.live.values():
+            by_state[row["status"]] = by_state.get(row["status"], 0) + 1
+        for st, n in by_state.items():
+            metrics.BOOKINGS_LIVE.labels(st).set(n)
         for bid, row in list(self.live.items()):
             st = row["status"]
             if st == S.pending_provision.value:

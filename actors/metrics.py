@@ -11,6 +11,12 @@ SYNC_SECONDS = Histogram("gpubroker_ingest_sync_seconds", "duration of one provi
                          buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120))
 # Freshness per provider for dashboards and the staleness alert (time() - this); "max" keeps the newest
 # across processes, also after an adapter actor restarted.
+BOOKING_TRANSITIONS = Counter("gpubroker_booking_transitions_total", "booking state transitions applied, by new state",
+                              ["state"])
+BOOKINGS_LIVE = Gauge("gpubroker_bookings_live", "live bookings held by the booking hosts, by state", ["state"],
+                      multiprocess_mode="livesum")
+OUTBOX_AGE = Gauge("gpubroker_outbox_oldest_unpublished_age_seconds",
+                   "age of the oldest outbox event not yet on JetStream (0: none waiting)", multiprocess_mode="livemax")
 LAST_SYNC = Gauge("gpubroker_ingest_last_sync_timestamp_seconds", "end of the provider's last ingested sync (unix time)",
                   ["provider"], multiprocess_mode="max")
 

@@ -249,6 +249,10 @@ class Ingestor:
                 pass
             wake.clear()
             try:
+                metrics.OUTBOX_AGE.set(await self.pool.fetchval(sql.OLDEST_UNPUBLISHED_AGE))
+            except Exception:  # PostgreSQL down: the gauge keeps its last value, the relay waits below
+                pass
+            try:
                 if attach_js is not None:
                     await attach_js()
                 if self.js is None or not self.js._nc.is_connected:

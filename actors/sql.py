@@ -116,3 +116,10 @@ ORDER BY id LIMIT $3
 """
 
 MARK_PUBLISHED_IDS = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"
+
+# Age of the oldest event still waiting (0 when none): the outbox-backlog gauge (the partial index on
+# unpublished rows makes it an index probe).
+OLDEST_UNPUBLISHED_AGE = """
+SELECT COALESCE(EXTRACT(EPOCH FROM now() - (SELECT created_at FROM outbox WHERE published_at IS NULL
+                                           ORDER BY id LIMIT 1)), 0)::float8
+"""

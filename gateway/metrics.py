@@ -25,6 +25,9 @@ HTTP_LATENCY = Histogram(
 HTTP_ERRORS = Counter(
     "gpubroker_http_errors_total", "HTTP responses with status >= 400 by route and error code", ["route", "code"]
 )
+RATE_LIMIT_DECISIONS = Counter(
+    "gpubroker_ratelimit_decisions_total", "rate-limit decisions at the ingress (admitted or limited with 429)", ["outcome"]
+)
 HTTP_IN_FLIGHT = Gauge(
     "gpubroker_http_in_flight_requests", "requests being served", multiprocess_mode="livesum"
 )

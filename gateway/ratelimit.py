@@ -30,6 +30,7 @@ from domain.ratelimit import TokenBucket, retry_after_header
 from gateway.authz import bearer_token, token_service
 from gateway.client_address import scope_client, throttle_key
 from gateway.http import error_body
+from gateway.metrics import RATE_LIMIT_DECISIONS
 from gateway.tokens import TokenError
 
 log = get_logger("ratelimit")
@@ -287,6 +288,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         d = await self.decide(scope)
+        RATE_LIMIT_DECISIONS.labels("admitted" if d.allowed else "limited").inc()
         extra = _limit_headers(d)
         if not d.allowed:
             body = json.dumps(error_body(429, "rate limit exceeded", "rate_limited",
