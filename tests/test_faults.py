@@ -54,7 +54,8 @@ async def system(ray_session, serve_app, settings):
     from cluster.ray_env import build_app, deploy
 
     svc = await asyncio.to_thread(lambda: IsolatedServices().start())
-    fs = settings.with_overrides(**svc.urls(), readiness_timeout_s=0.5, limiter_plan_ttl_s=0.5)
+    # chat without its LLM: a second copy of the model would only take memory and CPU from this test
+    fs = settings.with_overrides(**svc.urls(), readiness_timeout_s=0.5, limiter_plan_ttl_s=0.5, chat_engine="none")
     await migrate(fs)
     worker = ray_session.remote(IngestWorker).options(num_cpus=0, max_concurrency=16).remote(fs)
     await worker.ingest.remote(PROVIDER, _offers(), full=True)

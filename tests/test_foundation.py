@@ -62,11 +62,16 @@ async def test_health_and_ready(http):
 
 async def test_ready_names_nats_when_unreachable(serve_app, settings):
     """A second app whose settings point NATS at a closed port: /ready is 503 and names NATS."""
-    from cluster.ray_env import build_app, deploy
+    from ray import serve
+
+    from cluster.ray_env import deploy, deployment_options
+    from deployments.ingress import Ingress
     from tests.conftest import free_port
 
     bad = settings.with_overrides(nats_url=f"nats://127.0.0.1:{free_port()}", readiness_timeout_s=0.5)
-    await asyncio.to_thread(deploy, bad, "nats-down", "/nats-down", build_app(bad))
+    # the ingress alone (/ready lives there): the search, forecast and chat deployments are not what this tests
+    app = serve.deployment(Ingress, **deployment_options(bad, "Ingress", 1, 1)).bind(bad, {})
+    await asyncio.to_thread(deploy, bad, "nats-down", "/nats-down", app)
     async with httpx.AsyncClient(base_url=serve_app, timeout=15) as c:
         for _ in range(150):  # deploy() does not wait for the proxy to route the new prefix: until then, 404
             r = await c.get("/nats-down/ready")
