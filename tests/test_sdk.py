@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import uuid
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
@@ -18,7 +19,7 @@ from domain.models import OfferDetail, ProviderOffer, SearchPage
 from gpubroker.client import ENDPOINTS, FILTERS, AsyncClient, Client
 from tests.search_fixtures import bump_generation, wait_for
 
-SDK_TO_API = {"start": "from", "end": "to", "offer_id": None, "format": "format"}  # None: goes into the path
+SDK_TO_API = {"start": "from", "end": "to"}  # query parameters the SDK names otherwise
 NOT_ROUTES = {"close", "aclose", "search_all", "stream"}
 
 
@@ -27,19 +28,27 @@ def doc():
     return create_app(SimpleNamespace(settings=load_settings())).openapi()
 
 
-def _sent_params(method) -> set[str]:
-    """The API parameter names an SDK method can send (its keyword arguments, **filters as FILTERS)."""
-    out: set[str] = set()
+def _sent(method, ep) -> tuple[set[str], set[str], set[str], set[str]]:
+    """What an SDK method can send, by its signature: (query names, body fields, header names, path arguments)."""
+    query, body, headers, path = set(), set(), set(), set()
     for name, p in inspect.signature(method).parameters.items():
         if name == "self":
             continue
         if p.kind is inspect.Parameter.VAR_KEYWORD:
-            out |= set(FILTERS)
-            continue
-        api = SDK_TO_API.get(name, name)
-        if api is not None:
-            out.add(api)
-    return out
+            query |= set(FILTERS)
+        elif name in ep.body:
+            body.add(name)
+        elif name in ep.headers:
+            headers.add(ep.headers[name].lower())
+        elif name.endswith("_id") and "{" in ep.path:
+            path.add(name)
+        else:
+            query.add(SDK_TO_API.get(name, name))
+    return query, body, headers, path
+
+
+def _schema(doc, ref: dict) -> dict:
+    return doc["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]]
 
 
 @pytest.mark.parametrize("cls", [Client, AsyncClient])
@@ -48,23 +57,37 @@ def test_every_sdk_call_matches_the_openapi_document(doc, cls):
     assert public == set(ENDPOINTS), "every SDK call that is a route is listed in ENDPOINTS"
     for name, ep in ENDPOINTS.items():
         op = doc["paths"][ep.path][ep.method.lower()]
-        declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
-        path_params = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
-        assert set(ep.params) <= declared, (name, set(ep.params) - declared)
-        assert _sent_params(getattr(cls, name)) == set(ep.params), name
-        assert path_params == ({"id"} if "{id}" in ep.path else set()), name
+        declared = {p["in"]: set() for p in op.get("parameters", [])}
+        for p in op.get("parameters", []):
+            declared[p["in"]].add(p["name"])
+        query, body, headers, path_args = _sent(getattr(cls, name), ep)
+        assert set(ep.params) <= declared.get("query", set()), (name, set(ep.params) - declared.get("query", set()))
+        assert query == set(ep.params), name
         required = {p["name"] for p in op.get("parameters", []) if p.get("required") and p["in"] == "query"}
         assert required <= set(ep.params), (name, required)
-        content = op["responses"]["200"]["content"]
+        assert declared.get("path", set()) == set(re.findall(r"{(\w+)}", ep.path)), name
+        assert len(path_args) == len(declared.get("path", ())), name
+        assert headers == {h.lower() for h in ep.headers.values()} and headers <= declared.get("header", set()), name
+        assert body == set(ep.body), name
+        if ep.body or ep.fixed:
+            schema = _schema(doc, op["requestBody"]["content"]["application/json"]["schema"])
+            assert set(ep.body) | set(ep.fixed) <= set(schema["properties"]), (name, schema["properties"].keys())
+            assert set(schema.get("required", ())) <= set(ep.body), name
+        else:
+            assert "requestBody" not in op, name
+        status = min(s for s in op["responses"] if s.startswith("2"))
+        content = op["responses"][status]["content"]
         if ep.model is not None:
             assert content["application/json"]["schema"]["$ref"].rsplit("/", 1)[1] == ep.model.__name__, name
+        elif ep.fixed.get("stream"):
+            assert "text/event-stream" in content, name
         else:
             assert {"text/csv", "application/json"} <= set(content), name
 
 
 def test_public_surface():
     assert set(gpubroker.__all__) == {
-        "ApiError", "AsyncClient", "BadRequest", "Client", "Conflict", "Forbidden", "GpuBrokerError", "NotFound",
+        "ApiError", "AsyncClient", "BadRequest", "ChatEvent", "Client", "Conflict", "Forbidden", "GpuBrokerError", "NotFound",
         "RateLimited", "StreamUpdate", "TransportError", "Unauthorized", "Unavailable", "__version__"}
     with pytest.raises(TypeError, match="colour"):
         Client("http://127.0.0.1:9").search(colour="red")
