@@ -94,8 +94,8 @@ def test_every_sdk_call_matches_the_openapi_document(doc, cls):
 
 def test_public_surface():
     assert set(gpubroker.__all__) == {
-        "ApiError", "AsyncClient", "BadRequest", "ChatEvent", "Client", "Conflict", "Forbidden", "GpuBrokerError", "NotFound",
-        "RateLimited", "StreamUpdate", "TransportError", "Unauthorized", "Unavailable", "__version__"}
+        "ApiError", "AsyncClient", "BadRequest", "ChatEvent", "Client", "Conflict", "Forbidden", "GpuBrokerError",
+        "NotFound", "RateLimited", "StreamUpdate", "TransportError", "Unauthorized", "Unavailable", "__version__"}
     with pytest.raises(TypeError, match="colour"):
         Client("http://127.0.0.1:9").search(colour="red")
 
