@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from gpubroker.client import AsyncClient, Client, StreamUpdate
+from gpubroker.client import AsyncClient, ChatEvent, Client, StreamUpdate
 from gpubroker.errors import (ApiError, BadRequest, Conflict, Forbidden, GpuBrokerError, NotFound, RateLimited,
                               TransportError, Unauthorized, Unavailable)
 
@@ -15,5 +15,5 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.1.0"
 
-__all__ = ["ApiError", "AsyncClient", "BadRequest", "Client", "Conflict", "Forbidden", "GpuBrokerError", "NotFound",
-           "RateLimited", "StreamUpdate", "TransportError", "Unauthorized", "Unavailable", "__version__"]
+__all__ = ["ApiError", "AsyncClient", "BadRequest", "ChatEvent", "Client", "Conflict", "Forbidden", "GpuBrokerError",
+           "NotFound", "RateLimited", "StreamUpdate", "TransportError", "Unauthorized", "Unavailable", "__version__"]

@@ -7,9 +7,12 @@
         for offer in page.items:
             print(offer.provider, offer.region, offer.price_per_hour)
 
-Results are the API's own pydantic models (`domain.models.SearchPage`, `OfferDetail`,
-`domain.history.GpuHistory`, ...); error answers raise the typed errors of `gpubroker.errors`, with
-the API's error code and trace id. `ENDPOINTS` says which route and parameters each call uses; a test
+Calls: offers (`search`, `search_all`, `offer`, `export`, `history`, `offer_history`, `stream`), bookings
+(`book`, `bookings`, `booking`, `cancel_booking`, `invoices`, `invoice`), forecasts (`predict`) and chat
+(`chat`, `chat_stream`). Results are the API's own pydantic models (`domain.models.SearchPage`,
+`domain.booking_api.BookingOut`, `domain.forecast.ForecastResponse`, `domain.chat.ChatResponse`, ...); error
+answers raise the typed errors of `gpubroker.errors`, with the API's error code and trace id.
+`gpubroker.endpoints.ENDPOINTS` says which route, parameters, body fields and headers each call uses; a test
 checks it against the OpenAPI document.
 """
 from __future__ import annotations
@@ -18,46 +21,31 @@ import asyncio
 import os
 import queue
 import threading
-from dataclasses import dataclass
+import time
+import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, AsyncIterator, Iterator
 
 import httpx
-from pydantic import BaseModel, TypeAdapter
 
+from domain.booking_api import BookingDetail, BookingOut, BookingPage, InvoiceDetail, InvoicePage
+from domain.chat import ChatConstraints, ChatResponse
+from domain.forecast import ForecastResponse
 from domain.history import GpuHistory, OfferHistoryPage
 from domain.models import OfferDetail, PriceUpdate, ProviderOffer, SearchPage
-from gpubroker.errors import GpuBrokerError, TransportError, Unauthorized, error_from_response
+from gpubroker.endpoints import (ENDPOINTS, FILTERS, STREAM_FILTERS, ChatEvent, Endpoint, SseReader, build_request,
+                                 decode, export_result)
+from gpubroker.errors import GpuBrokerError, TransportError, Unauthorized
 
-__all__ = ["AsyncClient", "Client", "ENDPOINTS", "Endpoint", "StreamUpdate", "DEFAULT_API", "DEFAULT_WS"]
+__all__ = ["AsyncClient", "ChatEvent", "Client", "DEFAULT_API", "DEFAULT_WS", "ENDPOINTS", "Endpoint", "FILTERS",
+           "StreamUpdate"]
 
 DEFAULT_API = "http://127.0.0.1:8000"
 DEFAULT_WS = "ws://127.0.0.1:8765"
-FILTERS = ("gpu_type", "gpu_count", "min_gpu_count", "min_gpu_memory_gb", "provider", "region", "country",
-           "continent", "max_price", "max_price_per_gpu", "pricing", "availability", "min_vcpu", "min_memory_gb",
-           "tags", "q")
-STREAM_FILTERS = ("gpu_type", "provider", "region", "country", "continent", "pricing", "max_price")
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """The route an SDK call uses and the query parameters it may send (API names)."""
-
-    method: str
-    path: str
-    params: tuple[str, ...]
-    model: type[BaseModel] | None
-
-
-ENDPOINTS: dict[str, Endpoint] = {
-    "search": Endpoint("GET", "/providers", FILTERS + ("sort", "limit", "cursor"), SearchPage),
-    "offer": Endpoint("GET", "/providers/{id}", (), OfferDetail),
-    "export": Endpoint("GET", "/providers/export", FILTERS + ("sort", "format"), None),
-    "history": Endpoint("GET", "/prices/history", ("gpu_type", "from", "to", "bucket", "provider", "pricing"),
-                        GpuHistory),
-    "offer_history": Endpoint("GET", "/providers/{id}/history", ("from", "to", "limit", "cursor"), OfferHistoryPage),
-}
-_OFFERS = TypeAdapter(list[ProviderOffer])
+# book() resends on a lost answer with the same Idempotency-Key: the API answers the booking it already made
+BOOK_ATTEMPTS = 3
+BOOK_RETRY_DELAY_S = 0.5
 
 
 class StreamUpdate(PriceUpdate):
@@ -66,42 +54,18 @@ class StreamUpdate(PriceUpdate):
     seq: int
 
 
-def _param(value: Any) -> Any:
-    if isinstance(value, (list, tuple, set)):
-        return ",".join(str(_param(v)) for v in value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return getattr(value, "value", value)
-
-
-def _request(name: str, path_id: str | None = None, **params: Any) -> tuple[str, str, dict[str, Any]]:
-    """(method, path, query) of an SDK call; unknown parameter names are a TypeError, never sent."""
-    ep = ENDPOINTS[name]
-    unknown = set(params) - set(ep.params)
-    if unknown:
-        raise TypeError(f"{name}() got unexpected parameters: {', '.join(sorted(unknown))}")
-    query = {k: _param(v) for k, v in params.items() if v is not None}
-    path = ep.path.replace("{id}", str(path_id)) if path_id is not None else ep.path
-    return ep.method, path, query
-
-
-def _decode(name: str, response: httpx.Response) -> Any:
-    if response.status_code >= 400:
-        raise error_from_response(response)
-    model = ENDPOINTS[name].model
-    return model.model_validate_json(response.content) if model is not None else response
-
-
-def _export_result(response: httpx.Response, fmt: str) -> str | list[ProviderOffer]:
-    return _OFFERS.validate_json(response.content) if fmt == "json" else response.text
-
-
 def _credential(api_key: str | None) -> str | None:
     return api_key or os.environ.get("GPUBROKER_API_KEY") or None
 
 
 def _history_params(start: datetime | str | None, end: datetime | str | None) -> dict[str, Any]:
     return {"from": start, "to": end}
+
+
+def _book_args(offer_id: str, hours: float | Decimal | None, end: datetime | str | None,
+               price_per_hour: str | Decimal | None, idempotency_key: str | None) -> dict[str, Any]:
+    return {"offer_id": str(offer_id), "hours": hours, "end": end, "price_per_hour": price_per_hour,
+            "idempotency_key": idempotency_key or uuid.uuid4().hex}
 
 
 class _Base:
@@ -133,13 +97,15 @@ class Client(_Base):
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, name: str, path_id: str | None = None, **params: Any) -> Any:
-        method, path, query = _request(name, path_id, **params)
-        try:
-            response = self._http.request(method, path, params=query)
-        except httpx.HTTPError as exc:
-            raise TransportError(f"{method} {self.base_url}{path}: {exc}") from exc
-        return _decode(name, response)
+    def _call(self, name: str, path_id: Any = None, *, attempts: int = 1, **args: Any) -> Any:
+        request = build_request(name, path_id, **args)
+        for attempt in range(attempts):
+            try:
+                return decode(name, self._http.request(**request))
+            except httpx.HTTPError as exc:
+                if attempt + 1 == attempts:
+                    raise TransportError(f"{request['method']} {self.base_url}{request['url']}: {exc}") from exc
+                time.sleep(BOOK_RETRY_DELAY_S * 2 ** attempt)
 
     def search(self, gpu_type: str | list[str] | None = None, *, sort: str | None = None, limit: int | None = None,
                cursor: str | None = None, **filters: Any) -> SearchPage:
@@ -163,7 +129,7 @@ class Client(_Base):
 
     def export(self, format: str = "csv", *, sort: str | None = None, **filters: Any) -> str | list[ProviderOffer]:
         """Up to 10,000 matching offers: CSV text, or (format="json") a list of offers."""
-        return _export_result(self._call("export", format=format, sort=sort, **filters), format)
+        return export_result(self._call("export", format=format, sort=sort, **filters), format)
 
     def history(self, gpu_type: str, *, start: datetime | str | None = None, end: datetime | str | None = None,
                 bucket: str = "day", provider: str | None = None, pricing: str | None = None) -> GpuHistory:
@@ -175,6 +141,63 @@ class Client(_Base):
                       limit: int | None = None, cursor: str | None = None) -> OfferHistoryPage:
         """One page of an offer's recorded prices, newest first."""
         return self._call("offer_history", str(offer_id), limit=limit, cursor=cursor, **_history_params(start, end))
+
+    def book(self, offer_id: str, *, hours: float | Decimal | None = None, end: datetime | str | None = None,
+             price_per_hour: str | Decimal | None = None, idempotency_key: str | None = None) -> BookingOut:
+        """Book an offer for `hours` or until `end` (give one). The Idempotency-Key (generated when not given)
+        makes a resend safe: a lost answer is retried and the API answers the booking it already made.
+        `price_per_hour`: the price you were shown; if it changed the API refuses with 409 price_changed."""
+        return self._call("book", attempts=BOOK_ATTEMPTS,
+                          **_book_args(offer_id, hours, end, price_per_hour, idempotency_key))
+
+    def bookings(self, state: str | None = None, *, limit: int | None = None,
+                 cursor: str | None = None) -> BookingPage:
+        """One page of the tenant's bookings, newest first; `next_cursor` continues it."""
+        return self._call("bookings", state=state, limit=limit, cursor=cursor)
+
+    def booking(self, booking_id: str) -> BookingDetail:
+        """One booking with its transitions and metered usage."""
+        return self._call("booking", str(booking_id))
+
+    def cancel_booking(self, booking_id: str) -> BookingOut:
+        """Cancel a booking (Conflict if it is already final)."""
+        return self._call("cancel_booking", str(booking_id))
+
+    def invoices(self, *, limit: int | None = None, cursor: str | None = None) -> InvoicePage:
+        """One page of the tenant's invoices, newest period first."""
+        return self._call("invoices", limit=limit, cursor=cursor)
+
+    def invoice(self, invoice_id: str) -> InvoiceDetail:
+        """One invoice with its lines."""
+        return self._call("invoice", str(invoice_id))
+
+    def predict(self, gpu_type: str, *, region: str | None = None, provider: str | None = None,
+                pricing: str | None = None, gpu_count: float | None = None, hours: float | None = None,
+                horizon_days: int = 30) -> ForecastResponse:
+        """The price forecast of a GPU for the next `horizon_days` (1..30), with the cost of `hours` of use."""
+        return self._call("predict", gpu_type=gpu_type, region=region, provider=provider, pricing=pricing,
+                          gpu_count=gpu_count, hours=hours, horizon_days=horizon_days)
+
+    def chat(self, prompt: str, constraints: ChatConstraints | dict[str, Any] | None = None) -> ChatResponse:
+        """GPU recommendations for a request in plain words; `constraints` win over the prompt."""
+        return self._call("chat", prompt=prompt, constraints=constraints)
+
+    def chat_stream(self, prompt: str, constraints: ChatConstraints | dict[str, Any] | None = None
+                    ) -> Iterator[ChatEvent]:
+        """The chat answer as it is made: a `result` event, `token` events (the summary), then `done`."""
+        request = build_request("chat_stream", prompt=prompt, constraints=constraints)
+        reader = SseReader()
+        try:
+            with self._http.stream(**request) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    decode("chat_stream", response)
+                for line in response.iter_lines():
+                    event = reader.feed(line)
+                    if event is not None:
+                        yield event
+        except httpx.HTTPError as exc:
+            raise TransportError(f"POST {self.base_url}{request['url']}: {exc}") from exc
 
     def stream(self, **flt: Any) -> Iterator[StreamUpdate]:
         """Live price changes matching the filter, until the loop breaks (runs the async stream in a thread)."""
@@ -221,13 +244,15 @@ class AsyncClient(_Base):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _call(self, name: str, path_id: str | None = None, **params: Any) -> Any:
-        method, path, query = _request(name, path_id, **params)
-        try:
-            response = await self._http.request(method, path, params=query)
-        except httpx.HTTPError as exc:
-            raise TransportError(f"{method} {self.base_url}{path}: {exc}") from exc
-        return _decode(name, response)
+    async def _call(self, name: str, path_id: Any = None, *, attempts: int = 1, **args: Any) -> Any:
+        request = build_request(name, path_id, **args)
+        for attempt in range(attempts):
+            try:
+                return decode(name, await self._http.request(**request))
+            except httpx.HTTPError as exc:
+                if attempt + 1 == attempts:
+                    raise TransportError(f"{request['method']} {self.base_url}{request['url']}: {exc}") from exc
+                await asyncio.sleep(BOOK_RETRY_DELAY_S * 2 ** attempt)
 
     async def search(self, gpu_type: str | list[str] | None = None, *, sort: str | None = None,
                      limit: int | None = None, cursor: str | None = None, **filters: Any) -> SearchPage:
@@ -249,7 +274,7 @@ class AsyncClient(_Base):
 
     async def export(self, format: str = "csv", *, sort: str | None = None,
                      **filters: Any) -> str | list[ProviderOffer]:
-        return _export_result(await self._call("export", format=format, sort=sort, **filters), format)
+        return export_result(await self._call("export", format=format, sort=sort, **filters), format)
 
     async def history(self, gpu_type: str, *, start: datetime | str | None = None, end: datetime | str | None = None,
                       bucket: str = "day", provider: str | None = None, pricing: str | None = None) -> GpuHistory:
@@ -261,6 +286,52 @@ class AsyncClient(_Base):
                             cursor: str | None = None) -> OfferHistoryPage:
         return await self._call("offer_history", str(offer_id), limit=limit, cursor=cursor,
                                 **_history_params(start, end))
+
+    async def book(self, offer_id: str, *, hours: float | Decimal | None = None, end: datetime | str | None = None,
+                   price_per_hour: str | Decimal | None = None, idempotency_key: str | None = None) -> BookingOut:
+        return await self._call("book", attempts=BOOK_ATTEMPTS,
+                                **_book_args(offer_id, hours, end, price_per_hour, idempotency_key))
+
+    async def bookings(self, state: str | None = None, *, limit: int | None = None,
+                       cursor: str | None = None) -> BookingPage:
+        return await self._call("bookings", state=state, limit=limit, cursor=cursor)
+
+    async def booking(self, booking_id: str) -> BookingDetail:
+        return await self._call("booking", str(booking_id))
+
+    async def cancel_booking(self, booking_id: str) -> BookingOut:
+        return await self._call("cancel_booking", str(booking_id))
+
+    async def invoices(self, *, limit: int | None = None, cursor: str | None = None) -> InvoicePage:
+        return await self._call("invoices", limit=limit, cursor=cursor)
+
+    async def invoice(self, invoice_id: str) -> InvoiceDetail:
+        return await self._call("invoice", str(invoice_id))
+
+    async def predict(self, gpu_type: str, *, region: str | None = None, provider: str | None = None,
+                      pricing: str | None = None, gpu_count: float | None = None, hours: float | None = None,
+                      horizon_days: int = 30) -> ForecastResponse:
+        return await self._call("predict", gpu_type=gpu_type, region=region, provider=provider, pricing=pricing,
+                                gpu_count=gpu_count, hours=hours, horizon_days=horizon_days)
+
+    async def chat(self, prompt: str, constraints: ChatConstraints | dict[str, Any] | None = None) -> ChatResponse:
+        return await self._call("chat", prompt=prompt, constraints=constraints)
+
+    async def chat_stream(self, prompt: str, constraints: ChatConstraints | dict[str, Any] | None = None
+                          ) -> AsyncIterator[ChatEvent]:
+        request = build_request("chat_stream", prompt=prompt, constraints=constraints)
+        reader = SseReader()
+        try:
+            async with self._http.stream(**request) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    decode("chat_stream", response)
+                async for line in response.aiter_lines():
+                    event = reader.feed(line)
+                    if event is not None:
+                        yield event
+        except httpx.HTTPError as exc:
+            raise TransportError(f"POST {self.base_url}{request['url']}: {exc}") from exc
 
     async def stream(self, **flt: Any) -> AsyncIterator[StreamUpdate]:
         """Live price changes matching the filter (keys of STREAM_FILTERS), with reconnects and resume

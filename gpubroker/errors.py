@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 __all__ = ["ApiError", "BadRequest", "Conflict", "Forbidden", "GpuBrokerError", "NotFound", "RateLimited",
-           "TransportError", "Unauthorized", "Unavailable", "error_from_response"]
+           "TransportError", "Unauthorized", "Unavailable", "error_from_body", "error_from_response"]
 
 
 class GpuBrokerError(Exception):
@@ -71,6 +71,12 @@ _BY_STATUS = {400: BadRequest, 422: BadRequest, 401: Unauthorized, 403: Forbidde
               429: RateLimited}
 
 
+def error_from_body(status: int, code: str, message: str, details: Any = None, trace_id: str | None = None) -> ApiError:
+    """The typed error of an error status and the fields of the error format."""
+    cls = _BY_STATUS.get(status, Unavailable if status >= 500 else ApiError)
+    return cls(status, code, message, details, trace_id)
+
+
 def error_from_response(response: httpx.Response) -> ApiError:
     """The typed error of an error answer (a body not in the error format still gives status and text)."""
     try:
@@ -79,8 +85,7 @@ def error_from_response(response: httpx.Response) -> ApiError:
     except (ValueError, KeyError, TypeError):
         code, message, details = "error", response.text[:200] or response.reason_phrase, None
         trace = response.headers.get("x-trace-id")
-    cls = _BY_STATUS.get(response.status_code, Unavailable if response.status_code >= 500 else ApiError)
-    exc = cls(response.status_code, code, message, details, trace)
+    exc = error_from_body(response.status_code, code, message, details, trace)
     if isinstance(exc, RateLimited):
         try:
             exc.retry_after = float(response.headers.get("retry-after", ""))

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.booking_fixtures import booking_hosts, sandbox_offers, tenants  # noqa: F401
 from tests.search_fixtures import bump_generation, wait_for
 from tests.ws_fixtures import make_tenant, price_update, publish, running_gateway, token_for
 
@@ -53,11 +54,11 @@ async def readme_data(serve_app, pg, redis_client, settings):
 
 
 def test_the_section_has_examples():
-    assert len(PYTHON) == 2 and len(COMMANDS) == 4
+    assert len(PYTHON) == 3 and len(COMMANDS) == 4
     assert all(c.startswith("gpubroker ") for c in COMMANDS)
 
 
-@pytest.mark.parametrize("n", range(2))
+@pytest.mark.parametrize("n", (0, 2))
 async def test_python_example(readme_data, n):
     proc = await asyncio.create_subprocess_exec(sys.executable, "-c", PYTHON[n], env=_env(GPUBROKER_API=readme_data),
                                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -69,6 +70,32 @@ async def test_python_example(readme_data, n):
         assert any(line.startswith("readme-a readme-west1 spot [0.0225]") for line in lines)
     else:
         assert "readme-1 0.011" in lines
+
+
+async def test_forecast_chat_and_booking_example(readme_data, tenants, sandbox_offers, redis_client, settings, pg):
+    from ray import serve
+
+    await bump_generation(redis_client, settings)  # the sandbox offers, searchable
+    async with httpx.AsyncClient(base_url=readme_data) as http:
+        async def searchable():
+            r = await http.get("/providers", params={"provider": "sandbox", "availability": "up"})
+            return r.status_code == 200 and r.json()["total"] > 0
+        await wait_for(searchable, timeout=20)
+    await serve.get_deployment_handle("Forecast", app_name="gpubroker").refresh.remote()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", PYTHON[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=_env(GPUBROKER_API=readme_data, GPUBROKER_API_KEY=tenants["a"].access))
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    _, _, hourly, total, low, high = lines[0].split()
+    assert float(total) == pytest.approx(float(hourly) * 100, rel=1e-3) and float(low) <= float(total) <= float(high)
+    assert lines[1] == "readme-a 0.0225 0.225"  # the session's cheapest H100
+    booking_id, state, price = lines[-2].split()
+    row = await pg.fetchrow("SELECT b.status, b.price_per_hour, o.provider_id FROM bookings b "
+                            "JOIN offers o ON o.id = b.offer_id WHERE b.id = $1::uuid", booking_id)
+    assert row["provider_id"] == "sandbox" and str(row["price_per_hour"]) == price and state == "PendingProvision"
+    assert lines[-1] == "Cancelled" and row["status"] == "Cancelled"
 
 
 @pytest.mark.parametrize("n", range(3))

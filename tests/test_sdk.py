@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
+import httpx
 import pytest
 
 import gpubroker
 from cluster.settings import load_settings
 from deployments.ingress import create_app
+from domain.booking_api import BookingDetail, BookingOut, BookingPage, InvoicePage
+from domain.chat import ChatConstraints, ChatResponse
+from domain.forecast import ForecastResponse
 from domain.history import GpuHistory, OfferHistoryPage
-from domain.models import OfferDetail, ProviderOffer, SearchPage
+from domain.models import BookingState, OfferDetail, ProviderOffer, SearchPage
 from gpubroker.client import ENDPOINTS, FILTERS, AsyncClient, Client
+from tests.booking_fixtures import booking_hosts, sandbox_offers, tenants  # noqa: F401
 from tests.search_fixtures import bump_generation, wait_for
 
-SDK_TO_API = {"start": "from", "end": "to", "offer_id": None, "format": "format"}  # None: goes into the path
+SANDBOX_OFFER = "sbx-4090x1-use1"  # 0.44 USD per hour
+SDK_TO_API = {"start": "from", "end": "to"}  # query parameters the SDK names otherwise
 NOT_ROUTES = {"close", "aclose", "search_all", "stream"}
 
 
@@ -27,19 +35,27 @@ def doc():
     return create_app(SimpleNamespace(settings=load_settings())).openapi()
 
 
-def _sent_params(method) -> set[str]:
-    """The API parameter names an SDK method can send (its keyword arguments, **filters as FILTERS)."""
-    out: set[str] = set()
+def _sent(method, ep) -> tuple[set[str], set[str], set[str], set[str]]:
+    """What an SDK method can send, by its signature: (query names, body fields, header names, path arguments)."""
+    query, body, headers, path = set(), set(), set(), set()
     for name, p in inspect.signature(method).parameters.items():
         if name == "self":
             continue
         if p.kind is inspect.Parameter.VAR_KEYWORD:
-            out |= set(FILTERS)
-            continue
-        api = SDK_TO_API.get(name, name)
-        if api is not None:
-            out.add(api)
-    return out
+            query |= set(FILTERS)
+        elif name in ep.body:
+            body.add(name)
+        elif name in ep.headers:
+            headers.add(ep.headers[name].lower())
+        elif name.endswith("_id") and "{" in ep.path:
+            path.add(name)
+        else:
+            query.add(SDK_TO_API.get(name, name))
+    return query, body, headers, path
+
+
+def _schema(doc, ref: dict) -> dict:
+    return doc["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]]
 
 
 @pytest.mark.parametrize("cls", [Client, AsyncClient])
@@ -48,24 +64,38 @@ def test_every_sdk_call_matches_the_openapi_document(doc, cls):
     assert public == set(ENDPOINTS), "every SDK call that is a route is listed in ENDPOINTS"
     for name, ep in ENDPOINTS.items():
         op = doc["paths"][ep.path][ep.method.lower()]
-        declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
-        path_params = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
-        assert set(ep.params) <= declared, (name, set(ep.params) - declared)
-        assert _sent_params(getattr(cls, name)) == set(ep.params), name
-        assert path_params == ({"id"} if "{id}" in ep.path else set()), name
+        declared = {p["in"]: set() for p in op.get("parameters", [])}
+        for p in op.get("parameters", []):
+            declared[p["in"]].add(p["name"])
+        query, body, headers, path_args = _sent(getattr(cls, name), ep)
+        assert set(ep.params) <= declared.get("query", set()), (name, set(ep.params) - declared.get("query", set()))
+        assert query == set(ep.params), name
         required = {p["name"] for p in op.get("parameters", []) if p.get("required") and p["in"] == "query"}
         assert required <= set(ep.params), (name, required)
-        content = op["responses"]["200"]["content"]
+        assert declared.get("path", set()) == set(re.findall(r"{(\w+)}", ep.path)), name
+        assert len(path_args) == len(declared.get("path", ())), name
+        assert headers == {h.lower() for h in ep.headers.values()} and headers <= declared.get("header", set()), name
+        assert body == set(ep.body), name
+        if ep.body or ep.fixed:
+            schema = _schema(doc, op["requestBody"]["content"]["application/json"]["schema"])
+            assert set(ep.body) | set(ep.fixed) <= set(schema["properties"]), (name, schema["properties"].keys())
+            assert set(schema.get("required", ())) <= set(ep.body), name
+        else:
+            assert "requestBody" not in op, name
+        status = min(s for s in op["responses"] if s.startswith("2"))
+        content = op["responses"][status]["content"]
         if ep.model is not None:
             assert content["application/json"]["schema"]["$ref"].rsplit("/", 1)[1] == ep.model.__name__, name
+        elif ep.fixed.get("stream"):
+            assert "text/event-stream" in content, name
         else:
             assert {"text/csv", "application/json"} <= set(content), name
 
 
 def test_public_surface():
     assert set(gpubroker.__all__) == {
-        "ApiError", "AsyncClient", "BadRequest", "Client", "Conflict", "Forbidden", "GpuBrokerError", "NotFound",
-        "RateLimited", "StreamUpdate", "TransportError", "Unauthorized", "Unavailable", "__version__"}
+        "ApiError", "AsyncClient", "BadRequest", "ChatEvent", "Client", "Conflict", "Forbidden", "GpuBrokerError",
+        "NotFound", "RateLimited", "StreamUpdate", "TransportError", "Unauthorized", "Unavailable", "__version__"}
     with pytest.raises(TypeError, match="colour"):
         Client("http://127.0.0.1:9").search(colour="red")
 
@@ -144,3 +174,116 @@ async def test_errors_are_typed_with_code_and_trace_id(serve_app, sdk_data):
         async with AsyncClient(serve_app, api_key="") as gb:
             async for _ in gb.stream(gpu_type="H100"):
                 pass
+
+
+class _LoseFirstAnswer(httpx.HTTPTransport):
+    """Delivers the first POST to the API, then loses its answer (a timeout), as a flaky network would."""
+
+    def __init__(self):
+        super().__init__()
+        self.posts: list[str | None] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if request.method == "POST":
+            self.posts.append(request.headers.get("idempotency-key"))
+            if len(self.posts) == 1:
+                response.read()
+                response.close()
+                raise httpx.ReadTimeout("answer lost", request=request)
+        return response
+
+
+async def test_bookings_through_the_sdk(serve_app, tenants, sandbox_offers, pg):
+    a = tenants["a"]
+    lossy = _LoseFirstAnswer()
+
+    def calls():
+        with Client(serve_app, api_key=a.access, transport=lossy) as gb:
+            made = gb.book(sandbox_offers[SANDBOX_OFFER], hours=1, price_per_hour="0.440000")
+            detail = gb.booking(made.id)
+            for _ in range(100):  # the sandbox provisions after GPUBROKER_SANDBOX_DELAY_S
+                if detail.state != BookingState.pending_provision:
+                    break
+                time.sleep(0.2)
+                detail = gb.booking(made.id)
+            listed = gb.bookings(state=detail.state.value, limit=200)
+            cancelled = gb.cancel_booking(made.id)
+            with pytest.raises(gpubroker.Conflict) as again:
+                gb.cancel_booking(made.id)
+            with pytest.raises(gpubroker.BadRequest) as no_span:
+                gb.book(sandbox_offers[SANDBOX_OFFER])
+            with pytest.raises(gpubroker.NotFound) as missing:
+                gb.booking(str(uuid.uuid4()))
+            return made, detail, listed, cancelled, again.value, no_span.value, missing.value
+    made, detail, listed, cancelled, again, no_span, missing = await asyncio.to_thread(calls)
+    # the lost answer was resent with the same generated key: one booking, the one the API made first
+    key = lossy.posts[0]
+    assert len(key) == 32 and lossy.posts[:4] == [key, key, None, None]  # book, its resend, two cancels
+    assert lossy.posts[4] not in (None, key)  # each book() call its own key
+    assert await pg.fetchval("SELECT count(*) FROM bookings WHERE idempotency_key = $1", key) == 1
+    assert await pg.fetchval("SELECT id::text FROM bookings WHERE idempotency_key = $1", key) == made.id
+    assert isinstance(made, BookingOut) and made.provider == "sandbox" and made.price_per_hour == "0.440000"
+    assert isinstance(detail, BookingDetail) and detail.state == BookingState.active
+    assert [t.to for t in detail.transitions] == [BookingState.draft, BookingState.pending_provision,
+                                                  BookingState.active]
+    assert isinstance(listed, BookingPage) and made.id in {b.id for b in listed.items}
+    assert all(b.state == BookingState.active for b in listed.items)
+    assert cancelled.id == made.id and cancelled.state == BookingState.cancelled
+    assert again.code == "illegal_transition" and again.status == 409 and len(again.trace_id) == 32
+    assert no_span.status == 422 and no_span.code == "validation_error"
+    assert missing.code == "not_found"
+    async with AsyncClient(serve_app, api_key=a.access) as gb:
+        page = await gb.bookings(state="Cancelled", limit=1)
+        one = await gb.booking(made.id)
+        invoices = await gb.invoices(limit=5)
+        with pytest.raises(gpubroker.NotFound):
+            await gb.invoice(str(uuid.uuid4()))
+        with pytest.raises(gpubroker.BadRequest) as bad_state:
+            await gb.bookings(state="Sleeping")
+    assert page.items[0].id == made.id and one.state == BookingState.cancelled and one.transitions[-1].source == "api"
+    assert isinstance(invoices, InvoicePage) and invoices.total == len(invoices.items)
+    assert bad_state.value.details[0]["field"] == "state"
+    async with AsyncClient(serve_app) as anonymous:
+        with pytest.raises(gpubroker.Unauthorized):
+            await anonymous.bookings()
+
+
+async def test_predict_through_the_sdk(serve_app, sdk_data):
+    from ray import serve
+
+    await serve.get_deployment_handle("Forecast", app_name="gpubroker").refresh.remote()
+    with_hours = await asyncio.to_thread(lambda: Client(serve_app).predict(
+        "L40S", provider="sdk-a", region="europe-west4", pricing="spot", hours=10, horizon_days=3))
+    async with AsyncClient(serve_app) as gb:
+        whole = await gb.predict("L40S", provider="sdk-a", horizon_days=2)
+        with pytest.raises(gpubroker.BadRequest) as too_far:
+            await gb.predict("L40S", horizon_days=31)
+        with pytest.raises(gpubroker.NotFound) as unknown:
+            await gb.predict("L40S", provider="no-such-provider")
+    assert isinstance(with_hours, ForecastResponse) and with_hours.provider == "sdk-a" and len(with_hours.series) == 3
+    assert with_hours.hours == 10 and with_hours.total_for_hours == pytest.approx(with_hours.hourly * 10, rel=1e-3)
+    assert with_hours.region == "europe-west4" and with_hours.pricing == "spot"
+    assert len(whole.series) == 2 and whole.hours == 48
+    assert too_far.value.details[0]["field"] == "horizon_days"
+    assert unknown.value.status == 404 and unknown.value.code == "unknown_provider"
+
+
+async def test_chat_through_the_sdk(serve_app, sdk_data):
+    ids = {str(i) for i in sdk_data}
+    answer = await asyncio.to_thread(lambda: Client(serve_app).chat(
+        "the cheapest L40S spot for 10 hours", constraints={"providers": ["sdk-a"]}))
+    assert isinstance(answer, ChatResponse) and answer.constraints.providers == ["sdk-a"]
+    assert answer.constraints.gpu_type == "L40S" and answer.recommendations
+    assert {r.offer_id for r in answer.recommendations} <= ids
+    assert answer.recommendations[0].price_per_hour == 1.25
+    assert answer.recommendations[0].total_for_duration == pytest.approx(12.5)
+    async with AsyncClient(serve_app) as gb:
+        events = [e async for e in gb.chat_stream("an L40S", constraints=ChatConstraints(providers=["sdk-a"]))]
+        with pytest.raises(gpubroker.BadRequest) as empty:
+            await gb.chat("")
+    kinds = [e.event for e in events]
+    assert kinds[0] == "result" and kinds[-1] == "done" and set(kinds[1:-1]) <= {"token"}
+    assert {r["offer_id"] for r in events[0].data["recommendations"]} <= ids
+    assert events[-1].data["summary"] == "".join(e.data["text"] for e in events if e.event == "token")
+    assert empty.value.details[0]["field"] == "prompt"
