@@ -80,6 +80,9 @@ class BookingHost:
         self.pool: Any = None
         self.ledger: PostgresLedger | None = None
         self.outq: asyncio.Queue = asyncio.Queue()
+        # True while events of ours wait in the outbox: later ones then go out through the relay too, in
+        # outbox order, so a subscriber never sees a booking's events out of order
+        self._backlog = False
         self.counters = {"transitions": 0, "published": 0, "relayed": 0, "conflicts": 0, "rebuilt": 0}
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -408,9 +411,24 @@ class BookingHost:
                 batch.append(self.outq.get_nowait())
             try:
                 js = (await self.rt.get_nats()).jetstream()
+                if self._backlog:
+                    # this batch is in the outbox too (same transactions): publish everything waiting, oldest first
+                    self._backlog = not await self._drain(js)
+                    continue
                 await publish_all(js, [(s, m, p) for s, m, p, _ in batch])
                 async with self.pool.acquire() as conn:
                     await repo.mark_published(conn, [i for *_, i in batch])
                 self.counters["published"] += len(batch)
             except Exception as exc:
+                self._backlog = True
                 log.warning("booking events left in the outbox", extra={"count": len(batch), "error": str(exc)[:200]})
+                await asyncio.sleep(0.2)  # NATS not (yet) connected: let the reconnect happen
+
+    async def _drain(self, js: Any) -> bool:
+        """Relay our unpublished outbox rows in order until none is left; False if some still wait."""
+        from actors.pipeline import relay_outbox
+
+        prefix = repo.msg_prefix(self.settings)
+        while (n := await relay_outbox(self.pool, js, prefix, 0.0)) > 0:
+            self.counters["relayed"] += n
+        return not await repo.has_unpublished(self.pool, prefix)

@@ -185,3 +185,9 @@ async def record_webhook(conn: asyncpg.Connection, provider_id: str, event_id: s
 
 async def mark_published(conn: Any, outbox_ids: list[int]) -> None:
     await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", outbox_ids)
+
+
+async def has_unpublished(conn: Any, prefix: str) -> bool:
+    """Whether booking events (message ids starting with `prefix`) still wait in the outbox."""
+    return await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL AND msg_id LIKE $1)", prefix + "%")
