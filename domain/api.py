@@ -104,15 +104,10 @@ class TenantOut(BaseModel):
     updated_at: datetime
 
 
-class UserOut(BaseModel):
+class UserOut(Profile):
+    """A user as an administrator sees it: the same fields as the user's own profile."""
     model_config = _example({"id": _UID, "tenant_id": _TID, "email": "ada@example.com", "role": "user",
                              "mfa_enabled": False, "created_at": _T})
-    id: str
-    tenant_id: str
-    email: str
-    role: Role
-    mfa_enabled: bool
-    created_at: datetime
 
 
 class TenantList(BaseModel):

@@ -84,3 +84,20 @@ async def wait_state(http: httpx.AsyncClient, acc: Account, booking_id: str, sta
             return body
         await asyncio.sleep(0.2)
     return body
+
+
+async def stream_messages(nc, subj: str) -> list[dict]:
+    """The messages JetStream stored on `subj`, with their Nats-Msg-Id (an ordered consumer reads each once)."""
+    js = nc.jetstream()
+    sub = await js.subscribe(subj, ordered_consumer=True)
+    out = []
+    try:
+        while True:
+            try:
+                m = await sub.next_msg(timeout=1.0)
+            except Exception:
+                break
+            out.append({"msg_id": m.headers.get("Nats-Msg-Id") if m.headers else None, **json.loads(m.data)})
+    finally:
+        await sub.unsubscribe()
+    return out

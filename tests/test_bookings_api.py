@@ -12,28 +12,11 @@ import ray
 from actors.booking_host import host_name, NAMESPACE, shard_of
 from adapters import registry
 from cluster.messaging import subject
-from tests.booking_fixtures import book, booking_hosts, event, sandbox_offers, signed, tenants, wait_state  # noqa: F401
+from tests.booking_fixtures import stream_messages, book, booking_hosts, event, sandbox_offers, signed, tenants, wait_state  # noqa: F401
 
 STD = "sbx-4090x1-use1"
 
 
-async def _stream_msgs(nats_client, subj: str) -> list[dict]:
-    """The messages JetStream stored on `subj` (an ordered consumer reads them once each)."""
-    import json
-
-    js = nats_client.jetstream()
-    sub = await js.subscribe(subj, ordered_consumer=True)
-    out = []
-    try:
-        while True:
-            try:
-                m = await sub.next_msg(timeout=1.0)
-            except Exception:
-                break
-            out.append({"msg_id": m.headers.get("Nats-Msg-Id") if m.headers else None, **json.loads(m.data)})
-    finally:
-        await sub.unsubscribe()
-    return out
 
 
 async def test_booking_is_accepted_provisioned_by_webhook_and_published_once_per_transition(
@@ -52,7 +35,7 @@ async def test_booking_is_accepted_provisioned_by_webhook_and_published_once_per
     assert done["external_booking_id"] == f"sbx-{b['id']}"
     subj = subject(settings, "bookings", a.tenant_id, b["id"])
     for _ in range(50):
-        msgs = await _stream_msgs(nats_client, subj)
+        msgs = await stream_messages(nats_client, subj)
         if len(msgs) >= 3:
             break
         await asyncio.sleep(0.2)

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +27,7 @@ from cluster.messaging import ensure_streams, subject
 from cluster.repositories import bookings as repo
 from domain.audit import now_utc
 from domain.bookings import request_fingerprint
-from tests.booking_fixtures import book, booking_hosts, ingest_sandbox, sandbox_offers, tenants, wait_state  # noqa: F401
+from tests.booking_fixtures import stream_messages, book, booking_hosts, ingest_sandbox, sandbox_offers, tenants, wait_state  # noqa: F401
 from tests.conftest import free_port
 
 UNREACHABLE = "http://127.0.0.1:9"  # webhooks lost on purpose: only status polls can move the booking
@@ -84,20 +83,6 @@ async def _states(pool, booking_id) -> list[tuple]:
     return [tuple(r) for r in rows]
 
 
-async def _stream(nc, subj: str) -> list[dict]:
-    js = nc.jetstream()
-    sub = await js.subscribe(subj, ordered_consumer=True)
-    out = []
-    try:
-        while True:
-            try:
-                m = await sub.next_msg(timeout=1.0)
-            except Exception:
-                break
-            out.append({"msg_id": m.headers.get("Nats-Msg-Id"), **json.loads(m.data)})
-    finally:
-        await sub.unsubscribe()
-    return out
 
 
 async def test_pending_provision_times_out_to_failed(private):
@@ -151,7 +136,7 @@ async def test_nats_stopped_events_wait_in_the_outbox_and_arrive_after(private, 
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # NATS is back
         assert await _until(lambda: _eq(unpublished(), 0), 30) is True
         nc = await _until(lambda: _connect(port), 10)
-        msgs = await _stream(nc, subject(s, "bookings", str(private["tenant"]), str(row["id"])))
+        msgs = await stream_messages(nc, subject(s, "bookings", str(private["tenant"]), str(row["id"])))
         await nc.close()
         # all three, once each; across an outage the order is the booking_version's, not the arrival's
         assert len(msgs) == 3 and len({m["msg_id"] for m in msgs}) == 3
@@ -200,7 +185,7 @@ async def _has_external_id(pg, bid) -> bool:
 
 
 async def _n_msgs(nc, subj: str, n: int):
-    msgs = await _stream(nc, subj)
+    msgs = await stream_messages(nc, subj)
     return msgs if len(msgs) >= n else None
 
 
