@@ -68,7 +68,8 @@ async def test_ready_names_nats_when_unreachable(serve_app, settings):
     from deployments.ingress import Ingress
     from tests.conftest import free_port
 
-    bad = settings.with_overrides(nats_url=f"nats://127.0.0.1:{free_port()}", readiness_timeout_s=0.5)
+    # a closed port is refused at once; 3 s leaves the first PostgreSQL connection of a new replica time under load
+    bad = settings.with_overrides(nats_url=f"nats://127.0.0.1:{free_port()}", readiness_timeout_s=3.0)
     # the ingress alone (/ready lives there): the search, forecast and chat deployments are not what this tests
     app = serve.deployment(Ingress, **deployment_options(bad, "Ingress", 1, 1)).bind(bad, {})
     await asyncio.to_thread(deploy, bad, "nats-down", "/nats-down", app)
