@@ -16,14 +16,11 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from cluster.ports import free_port
 
 _PG_BIN = next((d for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _port_open(port: int) -> bool:

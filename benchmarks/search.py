@@ -33,16 +33,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.search_data import load, query_mix  # noqa: E402
 from cluster.settings import Settings, load_settings  # noqa: E402
+from cluster.ports import free_port as _free_port  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "search.json"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def bench_settings(state_dir: Path) -> Settings:

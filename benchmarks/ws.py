@@ -48,14 +48,11 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.ws_load import client_worker, load_feed, user_filters  # noqa: E402
 from cluster.settings import load_settings  # noqa: E402
 from gateway.ws_filters import PriceFilter, UpdateView  # noqa: E402
+from cluster.ports import free_port  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def proc_cpu_s(pid: int) -> tuple[float, float]:

@@ -6,7 +6,6 @@ import asyncio
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from cluster.settings import Settings, load_settings
+from cluster.ports import free_port
 
 SESSION_TAG = "t" + secrets.token_hex(4)
 # the sandbox provider signs its webhooks with this; set before Ray starts so every worker inherits it
@@ -38,10 +38,6 @@ def pytest_unconfigure(config):
         shutil.rmtree(config.stash[_OWN_BASETEMP], ignore_errors=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
