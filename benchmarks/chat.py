@@ -166,7 +166,7 @@ def main() -> int:
     if a.loadgen:
         print(json.dumps(asyncio.run(_drive(a.loadgen, a.users, a.duration, 2000))))
         return 0
-    from cluster.ray_env import build_app, deploy
+    from deployments.app import build_app, deploy
 
     started = datetime.now(timezone.utc)
     load_at_start = os.getloadavg()

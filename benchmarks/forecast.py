@@ -104,7 +104,7 @@ async def prepare_db(settings: Settings) -> list[dict]:
 def run_serve(settings: Settings, duration: float) -> dict:
     from actors.forecast_backtest import FitSettings
     from actors.forecast_train import train
-    from cluster.ray_env import build_app, deploy
+    from deployments.app import build_app, deploy
 
     combos = asyncio.run(prepare_db(settings))
     rnd = random.Random(5)

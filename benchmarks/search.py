@@ -146,7 +146,7 @@ def local_serve(settings: Settings):
     import ray
     from ray import serve
 
-    from cluster.cli import _haproxy_pids
+    from cluster.control import haproxy_pids
     from cluster.ray_env import ray_env
 
     os.environ.update(ray_env(settings))
@@ -160,12 +160,12 @@ def local_serve(settings: Settings):
         except Exception:
             pass
         ray.shutdown()
-        for pid in _haproxy_pids(settings.http_port):
+        for pid in haproxy_pids(settings.http_port):
             os.kill(pid, 15)
 
 
 def run_serve(settings: Settings, mixed: Path, unique: Path, duration: float, n: int) -> dict:
-    from cluster.ray_env import deploy
+    from deployments.app import deploy
 
     with local_serve(settings) as base:
         t0 = time.monotonic()
@@ -190,7 +190,7 @@ def run_serve(settings: Settings, mixed: Path, unique: Path, duration: float, n:
 
 def compare_handle(settings: Settings, mixed: Path, duration: float, n: int) -> dict:
     """The design check: the index inside the ingress vs one Serve handle hop to the Search deployment."""
-    from cluster.ray_env import build_app, deploy
+    from deployments.app import build_app, deploy
 
     prefixed = mixed.with_name("paths_handle.txt")
     prefixed.write_text("".join("/h" + line + "\n" for line in mixed.read_text().split()))

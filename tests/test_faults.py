@@ -51,7 +51,7 @@ async def system(ray_session, serve_app, settings):
     """The isolated services, the app on them (under /faults), an ingest worker, a user and some offers."""
     from actors.provider_actor import IngestWorker
     from cluster.db import migrate
-    from cluster.ray_env import build_app, deploy
+    from deployments.app import build_app, deploy
 
     svc = await asyncio.to_thread(lambda: IsolatedServices().start())
     # chat without its LLM: a second copy of the model would only take memory and CPU from this test

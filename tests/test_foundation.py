@@ -64,7 +64,7 @@ async def test_ready_names_nats_when_unreachable(serve_app, settings):
     """A second app whose settings point NATS at a closed port: /ready is 503 and names NATS."""
     from ray import serve
 
-    from cluster.ray_env import deploy, deployment_options
+    from deployments.app import deploy, deployment_options
     from deployments.ingress import Ingress
     from tests.conftest import free_port
 
@@ -196,7 +196,7 @@ def test_bad_setting_raises_naming_it():
 
 def test_bad_setting_fails_startup_with_its_name():
     env = dict(os.environ, GPUBROKER_REDIS_URL="http://not-redis")
-    p = subprocess.run([sys.executable, "-m", "cluster.cli", "up"], env=env, capture_output=True, text=True, timeout=60)
+    p = subprocess.run([sys.executable, "-m", "deployments.cli", "up"], env=env, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
     lines = [l for l in p.stderr.strip().splitlines() if l]
     assert len(lines) == 1 and "GPUBROKER_REDIS_URL" in lines[0], p.stderr
