@@ -1,57 +1,68 @@
-"""The composition root: the Serve application graph (ingress, search, forecast, chat) and its deployment."""
+"""The composition root: the Serve application graph (ingress, search, forecast, chat) and its deployment.
+
+`build_app` is Serve's application builder named by `cluster/deploy/serve.yaml` (`import_path:
+deployments.app:build_app`), so `serve deploy` on a cluster builds the same graph as `gpubroker up`. The
+deployments' options (autoscaling, max_ongoing_requests, resources) come from that file, never from code.
+"""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from ray import serve
+from ray.serve import Application
 
-from cluster.ray_env import actor_runtime_env
-from cluster.settings import Settings
+from cluster.serve_config import deployment_options, serve_config
+from cluster.settings import Settings, load_settings
 from deployments.chat import Chat
 from deployments.forecast import Forecast
 from deployments.ingress import Ingress
 from deployments.llm_vllm import deploy_llm_app
 from deployments.search import Search
 
-
-def deployment_options(settings: Settings, name: str, min_replicas: int, max_replicas: int) -> dict[str, Any]:
-    """Options every deployment of ours shares: autoscaling bounds, a raised max_ongoing_requests
-    (Serve's default of 5 collapses throughput), num_cpus=0, the shared metrics directory, and no
-    per-request access-log line (it costs CPU on the hot path; EdgeMiddleware logs errors)."""
-    return {
-        "name": name,
-        "max_ongoing_requests": settings.max_ongoing_requests,
-        "autoscaling_config": {
-            "min_replicas": min_replicas,
-            "max_replicas": max_replicas,
-            "target_ongoing_requests": max(8, settings.max_ongoing_requests // 4),
-            "upscale_delay_s": 10,
-            "downscale_delay_s": 120,
-        },
-        "ray_actor_options": {"num_cpus": 0, "runtime_env": actor_runtime_env(settings)},
-        "health_check_period_s": 10,
-        "graceful_shutdown_timeout_s": 5,
-        "logging_config": {"enable_access_log": False},
-    }
+# What the ingress composes; an application of the ingress alone answers everything but search through a
+# handle, forecasts and chat.
+PARTS = ("search", "forecast", "chat")
 
 
-def build_app(settings: Settings):
-    """The Serve application: the ingress and what it composes."""
-    def deployment(cls, name: str, lo: int, hi: int):
-        return serve.deployment(cls, **deployment_options(settings, name, lo, hi))
+def compose(settings: Settings, options: Mapping[str, Mapping[str, Any]] | None = None,
+            parts: Iterable[str] = PARTS) -> Application:
+    """The application graph; `options` maps a deployment name to its `serve.deployment` options."""
+    options = options or {}
+    parts = set(parts)
+    unknown = parts - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown application parts {sorted(unknown)}; known: {', '.join(PARTS)}")
 
-    search = deployment(Search, "Search", settings.search_replicas_min, settings.search_replicas_max).bind(settings)
-    forecast = deployment(Forecast, "Forecast", settings.forecast_replicas_min,
-                          settings.forecast_replicas_max).bind(settings)
-    chat = deployment(Chat, "Chat", settings.chat_replicas_min, settings.chat_replicas_max).bind(settings, search,
-                                                                                                  forecast)
-    ingress = deployment(Ingress, "Ingress", settings.ingress_replicas_min, settings.ingress_replicas_max)
-    return ingress.bind(settings, {"search": search, "forecast": forecast, "chat": chat})
+    def deployment(cls, name: str):
+        return serve.deployment(cls, name=name, **options.get(name, {}))
+
+    handles: dict[str, Application] = {}
+    if "search" in parts:
+        handles["search"] = deployment(Search, "Search").bind(settings)
+    if "forecast" in parts:
+        handles["forecast"] = deployment(Forecast, "Forecast").bind(settings)
+    if "chat" in parts:
+        handles["chat"] = deployment(Chat, "Chat").bind(settings, handles.get("search"), handles.get("forecast"))
+    return deployment(Ingress, "Ingress").bind(settings, handles)
 
 
-def deploy(settings: Settings, name: str = "gpubroker", route_prefix: str = "/", app=None) -> None:
-    """Start Serve's HTTP proxy on the configured address (if needed) and deploy the application."""
-    serve.start(http_options={"host": settings.http_host, "port": settings.http_port}, detached=True)
-    serve.run(app if app is not None else build_app(settings), name=name, route_prefix=route_prefix, blocking=False)
-    if app is None and settings.chat_engine == "vllm":  # the GPU LLM app, on its own route
+def build_app(args: dict[str, Any]) -> Application:
+    """Serve's application builder. `args.settings`: settings on top of the GPUBROKER_* environment of the
+    process Serve builds in; `args.parts`: what the ingress composes (default all). Serve applies the
+    deployments' options from the config it deploys."""
+    settings = load_settings(**(args.get("settings") or {}))
+    return compose(settings, parts=args.get("parts", PARTS))
+
+
+def deploy(settings: Settings, name: str | None = None, route_prefix: str | None = None,
+           parts: Iterable[str] = PARTS) -> None:
+    """Deploy the application of `cluster/deploy/serve.yaml` (with the settings that override it) from this
+    process: start Serve's HTTP proxy on the configured address if needed, build the graph with the file's
+    deployment options and run it under `name` and `route_prefix` (default: the file's)."""
+    config = serve_config(settings)
+    (app,) = config["applications"]
+    serve.start(proxy_location=config["proxy_location"], http_options=config["http_options"])
+    graph = compose(settings, deployment_options(app), parts)
+    serve.run(graph, name=name or app["name"], route_prefix=route_prefix or app["route_prefix"], blocking=False)
+    if name is None and settings.chat_engine == "vllm":  # the GPU LLM app, on its own route
         deploy_llm_app(settings)
