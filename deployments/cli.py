@@ -11,10 +11,8 @@ import time
 from actors import cli as ingest_cli
 from cluster import audit_cli, billing_cli, control, operator_cli
 from cluster.control import echo
-from cluster.db import migrate
 from cluster.logs import configure_logging
 from cluster.ray_env import metrics_env, ray_env, reset_metrics_dir
-from cluster.services import ServiceUnavailable, ensure_services
 from cluster.settings import Settings, SettingsError, load_settings
 from deployments import forecast_cli
 from gpubroker import __version__
@@ -24,9 +22,11 @@ CLIENT_COMMANDS = {"search", "watch"}
 
 
 def cmd_up(settings: Settings, args) -> int:
-    # Imported here, not at the top: they load Ray and Serve (several seconds), which the client commands
-    # (`gpubroker search`, `watch`) and `status` never need.
+    # Imported here, not at the top: Ray and Serve take several seconds to import, the service clients
+    # about 1 s, and the client commands (`gpubroker search`, `watch`) need none of them.
     from actors.booking_handles import up_step as booking_hosts_up
+    from cluster.db import migrate
+    from cluster.services import ensure_services
     from deployments.app import deploy
     from deployments.ws_gateway import start_ws_gateway
 
@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        from cluster.services import ServiceUnavailable
+
         prefix = "service unavailable" if isinstance(exc, ServiceUnavailable) else "error"
         print(f"gpubroker: {prefix}: {exc}", file=sys.stderr)
         return 1
