@@ -19,6 +19,7 @@ from typing import Any
 
 import ray
 
+from cluster.ray_env import actor_runtime_env
 from domain.ratelimit import TokenBucket
 
 NAMESPACE = "gpubroker-limiters"
@@ -78,8 +79,6 @@ def actor_name(settings, tenant_id: str) -> str:
 def get_or_create(settings, tenant_id: str):
     """The tenant's limiter actor, created on first use (named, detached, no CPU reserved). Blocking:
     call it from a thread (`asyncio.to_thread`), never from the event loop."""
-    from cluster.ray_env import actor_runtime_env
-
     global _REMOTE
     if _REMOTE is None:
         _REMOTE = ray.remote(TenantLimiter)

@@ -1,18 +1,18 @@
 """Prometheus metrics shared by every process of the system.
 
-Each Serve replica and actor is its own process; with `PROMETHEUS_MULTIPROC_DIR` set (by `metrics_env()`
-in every runtime_env) they all write to one directory and `/metrics` on any replica renders the sum
-across all of them.
+Each Serve replica and actor is its own process; with `PROMETHEUS_MULTIPROC_DIR` set (by
+`cluster.ray_env.metrics_env()` in every runtime_env) they all write to one directory and `/metrics` on
+any replica renders the sum across all of them.
 """
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import REGISTRY, multiprocess
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from cluster.ray_env import MULTIPROC_ENV
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 HTTP_REQUESTS = Counter(
@@ -31,20 +31,6 @@ RATE_LIMIT_DECISIONS = Counter(
 HTTP_IN_FLIGHT = Gauge(
     "gpubroker_http_in_flight_requests", "requests being served", multiprocess_mode="livesum"
 )
-
-
-def metrics_env(state_dir: Path) -> dict[str, str]:
-    """The runtime_env variables that make a process write into the shared metrics directory."""
-    d = (Path(state_dir) / "metrics").resolve()
-    d.mkdir(parents=True, exist_ok=True)
-    return {MULTIPROC_ENV: str(d)}
-
-
-def reset_metrics_dir(state_dir: Path) -> None:
-    d = Path(state_dir) / "metrics"
-    if d.is_dir():
-        for f in d.glob("*.db"):
-            f.unlink(missing_ok=True)
 
 
 def render() -> tuple[bytes, str]:

@@ -100,8 +100,8 @@ async def test_gateway_as_ray_actor_started_by_up_step(ray_session, settings, pg
     """The `gpubroker up` step starts the detached named actor; running it again reuses it; metrics show."""
     import ray
 
-    from actors.ws_gateway import ACTOR_PREFIX, start_ws_gateway
-    from gateway.metrics import MULTIPROC_ENV, metrics_env
+    from deployments.ws_gateway import ACTOR_PREFIX, start_ws_gateway
+    from cluster.ray_env import MULTIPROC_ENV, metrics_env
     from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 
     lines: list[str] = []

@@ -10,7 +10,9 @@ from typing import Any, Callable
 
 import ray
 
+from cluster.ray_env import actor_runtime_env
 from cluster.settings import Settings
+from gateway.ws import PriceGateway
 
 ACTOR_PREFIX = "ws-gateway-"
 
@@ -20,8 +22,6 @@ class WsGatewayActor:
     """Owns one `PriceGateway`; the server starts with the actor (also after Ray restarts it)."""
 
     def __init__(self, settings: Settings, reuse_port: bool):
-        from gateway.ws import PriceGateway
-
         self.gateway = PriceGateway(settings, reuse_port=reuse_port)
         self._started: asyncio.Task | None = None
         # Serve from birth: a call queued to ourselves runs once the actor is up, so when Ray restarts a
@@ -50,8 +50,6 @@ class WsGatewayActor:
 
 def gateway_actors(settings: Settings) -> list:
     """Get or create the named detached gateway actors (idempotent)."""
-    from cluster.ray_env import actor_runtime_env
-
     n = settings.ws_processes
     # On a cluster the gateway's port must be on a known node (the one clients and the load balancer
     # reach): a sliver of that node's custom resource pins every gateway process there.

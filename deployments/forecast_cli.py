@@ -1,6 +1,6 @@
 """`gpubroker forecast train|eval|plot` and the `gpubroker up` step that starts the training schedule.
 
-Registered in cluster/cli.py (EXTENSIONS, UP_STEPS).
+Registered in deployments/cli.py (`register`; `up_step` runs after the Serve application is up).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _bar():
 def cmd_train(settings: Settings, args) -> int:
     """Train on the stored history now (Ray tasks on the running cluster, or a local Ray)."""
     from actors.forecast_train import fit_settings, train
-    from cluster.cli import connect_ray
+    from cluster.control import connect_ray
 
     connect_ray(settings)
     overrides: dict[str, Any] = {}
