@@ -20,7 +20,7 @@ class WsGatewayActor:
     """Owns one `PriceGateway`; the server starts with the actor (also after Ray restarts it)."""
 
     def __init__(self, settings: Settings, reuse_port: bool):
-        from gateway.ws import PriceGateway
+        from gateway.ws.server import PriceGateway
 
         self.gateway = PriceGateway(settings, reuse_port=reuse_port)
         self._started: asyncio.Task | None = None

@@ -129,7 +129,7 @@ def cmd_up(settings: Settings, args) -> int:
     from cluster.db import migrate
     from cluster.ray_env import deploy
     from cluster.services import ensure_services
-    from gateway.metrics import metrics_env, reset_metrics_dir
+    from gateway.http.metrics import metrics_env, reset_metrics_dir
 
     t0 = time.monotonic()
     for name, state in ensure_services(settings, start=True, echo=_echo).items():

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.settings import Settings
-from gateway.metrics import metrics_env
+from gateway.http.metrics import metrics_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

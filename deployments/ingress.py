@@ -15,10 +15,10 @@ from ray import serve
 from cluster.logs import configure_logging
 from cluster.runtime import Runtime
 from cluster.settings import Settings
-from gateway.http import EdgeMiddleware, install_error_handlers
-from gateway.limits import install_request_limits
-from gateway.openapi import install_openapi
-from gateway.ratelimit import install_rate_limit
+from gateway.http.edge import EdgeMiddleware, install_error_handlers
+from gateway.http.openapi import install_openapi
+from gateway.http.ratelimit import install_rate_limit
+from gateway.http.request_limits import install_request_limits
 
 ROUTERS: list[str] = [
     "deployments.api_system:router",

@@ -17,7 +17,7 @@ import asyncpg
 from cluster.audit import append_audit
 from cluster.settings import Settings
 from domain.audit import now_utc
-from gateway.live_sessions import publish_session, revoke
+from gateway.auth.live_sessions import publish_session, revoke
 
 
 def sha256_hex(value: str) -> str:

@@ -1,9 +1,9 @@
-"""The live price stream: a WebSocket gateway fed by JetStream `prices.>` (protocol: gateway/PROTOCOL.md).
+"""The live price stream: a WebSocket gateway fed by JetStream `prices.>` (protocol: gateway/ws/PROTOCOL.md).
 
 `PriceGateway` is one process's server. It follows the PRICES stream with an ordered consumer that it
 re-creates from its last stream sequence after a NATS outage, so nothing JetStream kept is skipped;
 it authenticates clients (JWT in the Authorization header or a first `auth` message) at the check HTTP
-shares (`gateway.live_sessions.authenticate_token`), closes streams whose session ends (`SessionWatch`),
+shares (`gateway.auth.live_sessions.authenticate_token`), closes streams whose session ends (`SessionWatch`),
 enforces the tenant `ws_limit` across processes through Redis, and hands updates to `Fanout`. Several processes
 can share one port (`reuse_port=True`): each follows the stream itself.
 """
@@ -23,21 +23,21 @@ from websockets.exceptions import ConnectionClosed
 
 from cluster.logs import get_logger
 from cluster.settings import Settings
-from gateway import ws_metrics as m
-from gateway.client_address import real_client
-from gateway.live_sessions import SessionEnded, authenticate_token, check_session
-from gateway.tokens import TokenError, TokenService
-from gateway.ws_chat import ChatEvents, ChatRelay
-from gateway.ws_fanout import Client, Fanout
-from gateway.ws_filters import UpdateView
-from gateway.ws_jetstream import PriceFeed
-from gateway.ws_limits import ConnectionLimiter, TenantUnknown
-from gateway.ws_bookings import BookingFeed
-from gateway.ws_sessions import SessionWatch, TokenExpiry, close_ended
-from gateway.ws_protocol import (CLOSE_AUTH_TIMEOUT, CLOSE_FORBIDDEN, CLOSE_KEEPALIVE,
+from gateway.auth.live_sessions import SessionEnded, authenticate_token, check_session
+from gateway.auth.tokens import TokenError, TokenService
+from gateway.http.client_address import real_client
+from gateway.ws import metrics as m
+from gateway.ws.bookings import BookingFeed
+from gateway.ws.chat import ChatEvents, ChatRelay
+from gateway.ws.fanout import Client, Fanout
+from gateway.ws.filters import UpdateView
+from gateway.ws.limits import ConnectionLimiter, TenantUnknown
+from gateway.ws.price_feed import PriceFeed
+from gateway.ws.protocol import (CLOSE_AUTH_TIMEOUT, CLOSE_FORBIDDEN, CLOSE_KEEPALIVE,
                                  CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED, CLOSE_UNAVAILABLE, PING_FRAME, PROTOCOL_VERSION,
                                  AuthMsg, ChatMsg, PingMsg, ProtocolError, SubscribeMsg, UnsubscribeMsg, control_frame, dumps,
                                  error_obj, parse_client_message, prices_payload, update_json)
+from gateway.ws.sessions import SessionWatch, TokenExpiry, close_ended
 
 log = get_logger("ws")
 

@@ -9,7 +9,7 @@ reached, a local bucket with the tenant's limits answers instead.
 
 Every limited response carries `X-RateLimit-Limit` (requests/s) and `X-RateLimit-Remaining` (tokens this
 replica knows to be left); 429 answers add `Retry-After` (whole seconds) in the error format.
-Unauthenticated requests are limited per client address (the real one, `gateway.client_address`; IPv6
+Unauthenticated requests are limited per client address (the real one, `gateway.http.client_address`; IPv6
 per /64) by a bucket in each replica.
 """
 from __future__ import annotations
@@ -27,11 +27,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cluster.logs import get_logger
 from domain.api_keys import is_api_key
 from domain.ratelimit import TokenBucket, retry_after_header
-from gateway.authz import bearer_token, token_service
-from gateway.client_address import scope_client, throttle_key
-from gateway.http import error_body
-from gateway.metrics import RATE_LIMIT_DECISIONS
-from gateway.tokens import TokenError
+from gateway.auth.api_keys import cached_tenant
+from gateway.auth.authz import bearer_token, token_service
+from gateway.auth.tokens import TokenError
+from gateway.http.client_address import scope_client, throttle_key
+from gateway.http.edge import error_body
+from gateway.http.metrics import RATE_LIMIT_DECISIONS
 
 log = get_logger("ratelimit")
 EXEMPT = ("/health", "/ready", "/metrics", "/docs", "/openapi.json", "/redoc")
@@ -254,7 +255,7 @@ def _limit_headers(d: Decision) -> list[tuple[bytes, bytes]]:
 
 
 class RateLimitMiddleware:
-    """Pure ASGI middleware; verified claims are left in scope["state"]["auth_claims"] for `gateway.authz`."""
+    """Pure ASGI middleware; verified claims are left in scope["state"]["auth_claims"] for `gateway.auth.authz`."""
 
     def __init__(self, app: ASGIApp, state: Any):
         self.app = app
@@ -310,8 +311,6 @@ class RateLimitMiddleware:
 
 async def _api_key_tenant(state: Any, token: str) -> str | None:
     """The tenant of an API key seen in the last minute (the route resolves and caches a new one)."""
-    from gateway.api_keys import cached_tenant
-
     try:
         return await cached_tenant(state.runtime.redis, state.settings, token)
     except Exception:

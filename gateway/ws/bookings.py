@@ -17,7 +17,7 @@ from typing import Any
 from cluster.logs import get_logger
 from cluster.messaging import subject
 from cluster.settings import Settings
-from gateway.ws_protocol import ProtocolError, control_frame, dumps
+from gateway.ws.protocol import ProtocolError, control_frame, dumps
 
 log = get_logger("ws.bookings")
 SEEN_MAX = 10_000  # message ids remembered for de-duplication

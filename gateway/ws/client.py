@@ -22,7 +22,7 @@ from typing import Any, Awaitable, Callable, Union
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from gateway.ws_protocol import FATAL_CLOSE_CODES
+from gateway.ws.protocol import FATAL_CLOSE_CODES
 
 __all__ = ["PriceStreamClient", "StreamRefused", "backoff_delay"]
 

@@ -1,6 +1,6 @@
 """Price stream protocol v1: client messages (validated), server frames (serialized once, shared).
 
-See gateway/PROTOCOL.md. Every server frame is a JSON object with a `type`; price updates travel in
+See gateway/ws/PROTOCOL.md. Every server frame is a JSON object with a `type`; price updates travel in
 `{"type": "prices", "updates": [...]}` frames whose bytes are built once per batch and written to every
 client that shares the same subscriptions.
 """
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from websockets.frames import Frame, Opcode
 
 from domain.chat import ChatRequest
-from gateway.ws_filters import PriceFilter
+from gateway.ws.filters import PriceFilter
 
 PROTOCOL_VERSION = 1
 SUBPROTOCOL = "gpubroker.prices.v1"
@@ -47,7 +47,7 @@ class AuthMsg(_Msg):
 class SubscribeMsg(_Msg):
     type: Literal["subscribe"]
     id: _Name = "default"
-    stream: Literal["prices", "bookings"] = "prices"  # bookings: the tenant's booking events (gateway/ws_bookings.py)
+    stream: Literal["prices", "bookings"] = "prices"  # bookings: the tenant's booking events (gateway/ws/bookings.py)
     filter: PriceFilter = Field(default_factory=PriceFilter)
     resume_from_seq: int | None = Field(None, ge=0, description="replay updates after this seq before live ones")
 

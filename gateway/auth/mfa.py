@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import pyotp
 
-from gateway.secretbox import SecretBox
+from gateway.auth.secretbox import SecretBox
 
 ISSUER = "GPU Broker"
 RECOVERY_CODES = 10
