@@ -39,8 +39,11 @@ def _settings(state_dir: str, lease_s: float, enabled: bool = True, shards: int 
 
 
 def _state(settings, plans: dict[str, tuple[float, int]]):
-    async def lookup(tenant: str):
-        return plans.get(tenant)
+    from cluster.repositories.directory import TenantPlan
+
+    async def lookup(tenant: str) -> TenantPlan | None:
+        plan = plans.get(tenant)
+        return TenantPlan(plan[0], plan[1], 0) if plan else None
 
     return SimpleNamespace(settings=settings, limiter_plan_lookup=lookup)
 
@@ -60,7 +63,7 @@ class BenchReplica:
 
     async def _warm_one(self, t: str) -> None:
         plan = await self.lim.state.limiter_plan_lookup(t)
-        actor = await self.lim._actor(t, *plan)
+        actor = await self.lim._actor(t, plan.rate_limit_rps, plan.burst)
         await actor.stats.remote(t)  # the handle comes back before the actor's process is up
 
     async def run(self, tenants: list[str], offered_rps: float, warmup_s: float, duration_s: float,

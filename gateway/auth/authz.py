@@ -1,11 +1,12 @@
 """Authentication and authorization for routes: `Depends(require(P.X))` returns the caller's Principal.
 
+    from cluster.repositories import bookings as bookings_repo
     from domain.permissions import P
     from gateway.auth.authz import Principal, require
 
     @router.get("/bookings/{booking_id}")
     async def get_booking(booking_id: UUID, me: Principal = Depends(require(P.BOOKINGS_READ))):
-        row = await pool.fetchrow("SELECT ... WHERE id = $1 AND tenant_id = $2", booking_id, me.tenant_id)
+        row = await bookings_repo.get(pool, booking_id, me.tenant_id)  # storage: cluster.repositories
         if row is None: raise ApiError(404, "not_found", "booking not found")   # other tenants' ids: 404
 
 A token is accepted only by `gateway.auth.live_sessions.authenticate_token`, the check the WebSocket stream

@@ -25,6 +25,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cluster.logs import get_logger
+from cluster.repositories import directory
+from cluster.repositories.directory import PlanLookup, TenantPlan
 from domain.api_keys import is_api_key
 from domain.ratelimit import TokenBucket, retry_after_header
 from gateway.auth.api_keys import cached_tenant
@@ -140,16 +142,15 @@ class TenantRateLimiter:
         return await asyncio.shield(task)
 
     async def _load_plan(self, tenant: str, now: float) -> tuple[float, int] | None:
-        lookup = getattr(self.state, "limiter_plan_lookup", None)  # benchmarks: limits without a database
-        if lookup is not None:
-            plan = await lookup(tenant)
-        else:
-            pool = await self.state.runtime.get_pg()
-            row = await pool.fetchrow(
-                "SELECT rate_limit_rps, burst FROM tenants WHERE id = $1::uuid AND deleted_at IS NULL", tenant)
-            plan = (float(row["rate_limit_rps"]), int(row["burst"])) if row else None
-        self.plans[tenant] = (now, *(plan or (0.0, 0)))
-        return plan
+        # benchmarks set `limiter_plan_lookup`: plans without a database
+        lookup: PlanLookup = getattr(self.state, "limiter_plan_lookup", None) or self._stored_plan
+        plan = await lookup(tenant)
+        limits = (plan.rate_limit_rps, plan.burst) if plan is not None else None
+        self.plans[tenant] = (now, *(limits or (0.0, 0)))
+        return limits
+
+    async def _stored_plan(self, tenant: str) -> TenantPlan | None:
+        return await directory.tenant_plan(await self.state.runtime.get_pg(), tenant)
 
     async def _actor(self, tenant: str, rate: float, burst: int):
         import ray

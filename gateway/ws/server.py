@@ -20,6 +20,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from cluster.logs import get_logger
+from cluster.repositories import directory
+from cluster.repositories.directory import TenantPlan
 from cluster.settings import Settings
 from gateway.auth.live_sessions import SessionEnded, check_session
 from gateway.auth.tokens import TokenError, TokenService
@@ -75,7 +77,7 @@ class PriceGateway:
         self._redis = redis_client(s, op_timeout_s=5, max_connections=32, blocking=True)
         # min_size=0: no connection at start, so the gateway starts (and heals) while PostgreSQL is down
         self._pg = await create_pool(s, min_size=0, max_size=2)
-        self.limiter = ConnectionLimiter(s, self._redis, self._pg)
+        self.limiter = ConnectionLimiter(s, self._redis, self._tenant_plan)
         self.sessions = SessionWatch(s, self._redis, self._session_ended)
         self.handshake = Handshake(s, self.tokens, self._redis, self._get_pg)
         try:
@@ -119,6 +121,9 @@ class PriceGateway:
 
     async def _get_pg(self) -> Any:
         return self._pg  # API keys not cached in Redis are looked up in PostgreSQL
+
+    async def _tenant_plan(self, tenant_id: str) -> TenantPlan | None:
+        return await directory.tenant_plan(self._pg, tenant_id)
 
     def stats(self) -> dict[str, Any]:
         return {"port": self.port, "clients": len(self.fanout.clients), "groups": len(self.fanout.groups),
