@@ -19,6 +19,7 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from cluster.connections import PostgresPool, redis_client
 from cluster.logs import get_logger
 from cluster.repositories import directory
 from cluster.repositories.directory import TenantPlan
@@ -62,21 +63,18 @@ class PriceGateway:
         self.sessions: SessionWatch | None = None
         self.handshake: Handshake | None = None
         self._redis: Any = None
-        self._pg: Any = None
+        self._pg: PostgresPool | None = None
         self._tasks: list[asyncio.Task] = []
         self.stats_counts = {"updates": 0, "frames": 0, "deliveries": 0, "dropped": 0, "bad_updates": 0}
         self._lagged_seen = 0
 
     # lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> "PriceGateway":
-        from cluster.connections import redis_client
-        from cluster.db import create_pool
-
         s = self.settings
         # A bounded, blocking pool: a burst of (dis)connects waits for a connection instead of failing.
         self._redis = redis_client(s, op_timeout_s=5, max_connections=32, blocking=True)
-        # min_size=0: no connection at start, so the gateway starts (and heals) while PostgreSQL is down
-        self._pg = await create_pool(s, min_size=0, max_size=2)
+        # Opened on first use and min_size=0: the gateway starts (and heals) while PostgreSQL is down.
+        self._pg = PostgresPool(s, min_size=0, max_size=2)
         self.limiter = ConnectionLimiter(s, self._redis, self._tenant_plan)
         self.sessions = SessionWatch(s, self._redis, self._session_ended)
         self.handshake = Handshake(s, self.tokens, self._redis, self._get_pg)
@@ -120,10 +118,10 @@ class PriceGateway:
             await self._pg.close()
 
     async def _get_pg(self) -> Any:
-        return self._pg  # API keys not cached in Redis are looked up in PostgreSQL
+        return await self._pg.get()  # API keys not cached in Redis are looked up in PostgreSQL
 
     async def _tenant_plan(self, tenant_id: str) -> TenantPlan | None:
-        return await directory.tenant_plan(self._pg, tenant_id)
+        return await directory.tenant_plan(await self._pg.get(), tenant_id)
 
     def stats(self) -> dict[str, Any]:
         return {"port": self.port, "clients": len(self.fanout.clients), "groups": len(self.fanout.groups),
