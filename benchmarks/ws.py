@@ -305,8 +305,8 @@ def start_bare(settings, cpus: set[int] | None = None) -> subprocess.Popen:
 def start_gateways(settings, n: int, cpus: set[int] | None = None) -> list[subprocess.Popen]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for k, v in settings.model_dump().items():
-        if v is not None:
-            env[f"GPUBROKER_{k.upper()}"] = str(v)
+        if v is not None and v != "":  # an empty setting is refused; lists (trusted_proxies) are read as JSON
+            env[f"GPUBROKER_{k.upper()}"] = json.dumps(list(v)) if isinstance(v, (list, tuple)) else str(v)
     procs = [subprocess.Popen([sys.executable, "-m", "gateway.ws.server", "--reuse-port"], env=env, cwd=ROOT,
                               preexec_fn=pinned(cpus)) for _ in range(n)]
     deadline = time.monotonic() + 60
