@@ -23,8 +23,8 @@ from domain.pagination import CURSOR_DESCRIPTION, CURSOR_PATTERN, CursorError, d
 from domain.permissions import P
 from gateway.auth import live_sessions, sessions
 from gateway.auth.authz import Principal, client_ip, require, user_agent
-from gateway.auth.passwords import EMAIL_PATTERN, check_password, hash_password
 from gateway.http.edge import ApiError
+from deployments.api_auth import EMAIL_PATTERN, check_password, hash_password
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 PLAN_FIELDS = ("plan", "rate_limit_rps", "burst", "seats", "ws_limit")

@@ -10,6 +10,7 @@ counted per account and real client address (`gateway.auth.login_throttle`).
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -20,14 +21,15 @@ from cluster.repositories import users as users_repo
 from cluster.settings import Settings
 from domain.api import MfaChallenge, MfaState, Profile, Registered, TotpEnrolment, Tokens
 from domain.inputs import RequestModel
+from domain.passwords import PasswordPolicy, WeakPassword
 from domain.permissions import P
 from gateway.auth import live_sessions, login_throttle, mfa, sessions
 from gateway.auth.authz import Principal, client_ip, require, token_service, user_agent
-from gateway.auth.passwords import EMAIL_PATTERN, check_password, dummy_hash, hash_password, policy
-from gateway.auth.secretbox import secret_box
+from gateway.auth.secretbox import SecretBox
 from gateway.http.edge import ApiError
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$"
 
 
 class _In(RequestModel):
@@ -66,6 +68,36 @@ class RefreshIn(_In):
 
 class CodeIn(_In):
     code: str = Field(pattern=r"^\d{6}$")
+
+
+def policy(settings: Settings) -> PasswordPolicy:
+    return PasswordPolicy(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
+
+
+def check_password(settings: Settings, password: str, field: str = "password") -> None:
+    try:
+        policy(settings).check(password)
+    except WeakPassword as exc:
+        raise ApiError(422, "validation_error", f"invalid request: {field}",
+                       details=[{"field": field, "message": str(exc), "type": "weak_password"}]) from None
+
+
+async def hash_password(settings: Settings, password: str) -> str:
+    return await asyncio.to_thread(policy(settings).hash, password)
+
+
+def _dummy_hash(state: Any) -> str:
+    h = getattr(state, "dummy_password_hash", None)
+    if h is None:
+        h = state.dummy_password_hash = policy(state.settings).hash(secrets.token_urlsafe(16))
+    return h
+
+
+def secret_box(state: Any) -> SecretBox:
+    box = getattr(state, "secret_box", None)
+    if box is None:
+        box = state.secret_box = SecretBox(state.settings)
+    return box
 
 
 def invalid_credentials() -> ApiError:
@@ -136,7 +168,7 @@ async def login(body: LoginIn, request: Request) -> dict:
     user = await pool.fetchrow(
         """SELECT u.* FROM users u JOIN tenants t ON t.id = u.tenant_id
            WHERE lower(u.email) = lower($1) AND u.deleted_at IS NULL AND t.deleted_at IS NULL""", body.email)
-    stored = user["password_hash"] if user is not None else dummy_hash(request.app.state)
+    stored = user["password_hash"] if user is not None else _dummy_hash(request.app.state)
     ok = await asyncio.to_thread(policy(s).verify, stored, body.password)
     if user is None or not ok:
         await login_throttle.record_failure(rt.redis, s, body.email, ip)

@@ -4,7 +4,7 @@
   error format, request-size limits, the per-tenant rate limit, the real client address, metrics, the
   OpenAPI document);
 - `gateway.auth`: who the caller is and what it may do (access tokens, login sessions and refresh
-  tokens, TOTP, API keys, passwords, failed-login throttling, `require(P.X)` for routes);
+  tokens, TOTP, API keys, failed-login throttling, `require(P.X)` for routes);
 - `gateway.ws`: the WebSocket price and booking stream (server, protocol, filters, fan-out, client).
 
 Storage they need is in `cluster.repositories`; pure rules in `domain`.

@@ -9,7 +9,6 @@ import base64
 import os
 import secrets
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -53,10 +52,3 @@ class SecretBox:
         raw = base64.urlsafe_b64decode(token)
         return self._aead.decrypt(raw[:12], raw[12:], aad.encode()).decode()
 
-
-def secret_box(state: Any) -> SecretBox:
-    """The app's SecretBox (key read once per process)."""
-    box = getattr(state, "secret_box", None)
-    if box is None:
-        box = state.secret_box = SecretBox(state.settings)
-    return box
