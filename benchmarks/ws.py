@@ -8,7 +8,7 @@ the publisher's `ts` in each update versus the client's clock when the frame is 
 
     PYTHONPATH=. .venv/bin/python benchmarks/ws.py [--clients 10000] [--gateways 2] [--workers 4] [--c-clients]
 
-Load generator: in each client process the first clients are `gateway.ws.client.PriceStreamClient`s (probes:
+Load generator: in each client process the first clients are `gpubroker.stream.PriceStreamClient`s (probes:
 every update parsed, seq checked), the rest lean connections: Python (`--light-clients` counts updates
 instead of parsing them) or, with `--c-clients`, benchmarks/ws_cload.c (built with `cc` at start), which
 does the light work in C so that most of a small machine's CPU is left to the gateway. Lean clients give
@@ -364,7 +364,7 @@ def main() -> int:
     ap.add_argument("--batch-ms", type=float, default=20.0)
     ap.add_argument("--queue-max", type=int, default=64)
     ap.add_argument("--probe", type=int, default=200,
-                    help="clients that use gateway.ws.client.PriceStreamClient (the rest: a minimal loadgen client)")
+                    help="clients that use gpubroker.stream.PriceStreamClient (the rest: a minimal loadgen client)")
     ap.add_argument("--a-small", type=int, default=1000,
                     help="also run scenario (a) with this many clients (0: skip): where this machine keeps up")
     ap.add_argument("--only", choices=["a", "b", "baseline"], default=None)

@@ -5,7 +5,8 @@
   OpenAPI document);
 - `gateway.auth`: who the caller is and what it may do (access tokens, login sessions and refresh
   tokens, TOTP, API keys, failed-login throttling, `require(P.X)` for routes);
-- `gateway.ws`: the WebSocket price and booking stream (server, protocol, filters, fan-out, client).
+- `gateway.ws`: the WebSocket price and booking stream (server, protocol, filters, fan-out); its
+  Python client is the SDK's `gpubroker.stream`.
 
 Storage they need is in `cluster.repositories`; pure rules in `domain`.
 """

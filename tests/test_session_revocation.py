@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from gateway.ws.protocol import CLOSE_UNAUTHORIZED
+from domain.stream_protocol import CLOSE_UNAUTHORIZED
 from tests.auth_fixtures import PASSWORD, add_user, login, signup
 from tests.ws_fixtures import running_gateway
 

@@ -8,8 +8,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from gateway.ws.client import PriceStreamClient, StreamRefused, backoff_delay
 from gateway.ws.server import PriceGateway
+from gpubroker.stream import PriceStreamClient, StreamRefused, backoff_delay
 from tests.ws_fixtures import (make_tenant, next_frame, next_update, price_update, publish, running_gateway,
                                token_for, wait_for)
 

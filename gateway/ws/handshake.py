@@ -12,12 +12,12 @@ from websockets.asyncio.server import ServerConnection
 
 from cluster.logs import get_logger
 from cluster.settings import Settings
+from domain.stream_protocol import CLOSE_AUTH_TIMEOUT, CLOSE_UNAUTHORIZED, CLOSE_UNAVAILABLE
 from gateway.auth.live_sessions import SessionEnded, authenticate_token
 from gateway.auth.tokens import Claims, TokenError, TokenService
 from gateway.http.client_address import real_client
 from gateway.ws import metrics as m
-from gateway.ws.protocol import (CLOSE_AUTH_TIMEOUT, CLOSE_UNAUTHORIZED, CLOSE_UNAVAILABLE, AuthMsg, ProtocolError,
-                                 parse_client_message)
+from gateway.ws.protocol import AuthMsg, ProtocolError, parse_client_message
 
 log = get_logger("ws")
 

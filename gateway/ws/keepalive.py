@@ -11,9 +11,10 @@ from typing import Any, Callable
 
 from websockets.asyncio.server import ServerConnection
 
+from domain.stream_protocol import CLOSE_KEEPALIVE
 from gateway.ws import metrics as m
 from gateway.ws.fanout import Fanout
-from gateway.ws.protocol import CLOSE_KEEPALIVE, PING_FRAME
+from gateway.ws.protocol import PING_FRAME
 
 
 class KeepaliveConnection(ServerConnection):

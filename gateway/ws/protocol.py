@@ -3,6 +3,7 @@
 See gateway/ws/PROTOCOL.md. Every server frame is a JSON object with a `type`; price updates travel in
 `{"type": "prices", "updates": [...]}` frames whose bytes are built once per batch and written to every
 client that shares the same subscriptions.
+Close codes are `domain.stream_protocol` (the SDK's client reads them too).
 """
 from __future__ import annotations
 
@@ -18,15 +19,6 @@ from gateway.ws.filters import PriceFilter
 PROTOCOL_VERSION = 1
 SUBPROTOCOL = "gpubroker.prices.v1"
 
-# Close codes (4000-4999 are the application's).
-CLOSE_UNAUTHORIZED = 4401  # missing, invalid or expired token
-CLOSE_FORBIDDEN = 4403  # token valid but its tenant is unknown or deleted
-CLOSE_AUTH_TIMEOUT = 4408  # no auth message within ws_auth_timeout_s
-CLOSE_TOO_MANY = 4429  # tenant ws_limit reached
-CLOSE_UNAVAILABLE = 1013  # try again later (a dependency is down)
-CLOSE_TOKEN_EXPIRED = 4440  # the connection's token expired and no fresh one was sent: reconnect with a new token
-CLOSE_KEEPALIVE = 1011  # the client sent nothing back (not even a pong) for a whole ping interval
-FATAL_CLOSE_CODES = frozenset({CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN})
 
 # The fields of an update as sent to clients (in this order), `seq` being the JetStream stream sequence.
 UPDATE_FIELDS = ("version", "seq", "offer_id", "external_id", "provider", "gpu_type", "region", "pricing",

@@ -24,6 +24,7 @@ from cluster.logs import get_logger
 from cluster.repositories import directory
 from cluster.repositories.directory import TenantPlan
 from cluster.settings import Settings
+from domain.stream_protocol import CLOSE_FORBIDDEN, CLOSE_TOO_MANY, CLOSE_UNAVAILABLE
 from gateway.auth.live_sessions import SessionEnded, check_session
 from gateway.auth.tokens import TokenError, TokenService
 from gateway.ws import metrics as m
@@ -35,9 +36,8 @@ from gateway.ws.handshake import Handshake, security_event
 from gateway.ws.keepalive import KeepaliveConnection, keepalive
 from gateway.ws.limits import ConnectionLimiter, TenantUnknown
 from gateway.ws.price_feed import PriceFeed
-from gateway.ws.protocol import (CLOSE_FORBIDDEN, CLOSE_TOO_MANY, CLOSE_UNAVAILABLE, PROTOCOL_VERSION, AuthMsg,
-                                 ChatMsg, PingMsg, ProtocolError, SubscribeMsg, UnsubscribeMsg, control_frame, dumps,
-                                 error_obj, parse_client_message, update_json)
+from gateway.ws.protocol import (PROTOCOL_VERSION, AuthMsg, ChatMsg, PingMsg, ProtocolError, SubscribeMsg,
+                                 UnsubscribeMsg, control_frame, dumps, error_obj, parse_client_message, update_json)
 from gateway.ws.replay import Replayer, ts_epoch
 from gateway.ws.sessions import SessionWatch, TokenExpiry, close_ended
 

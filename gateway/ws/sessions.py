@@ -19,10 +19,11 @@ from websockets.exceptions import ConnectionClosed
 
 from cluster.logs import get_logger
 from cluster.settings import Settings
+from domain.stream_protocol import CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHORIZED
 from gateway.auth.live_sessions import ended_sessions, revocation_channel
 from gateway.auth.tokens import Claims
 from gateway.ws import metrics as m
-from gateway.ws.protocol import CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHORIZED, dumps, error_obj
+from gateway.ws.protocol import dumps, error_obj
 
 log = get_logger("ws.sessions")
 
