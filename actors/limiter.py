@@ -1,7 +1,7 @@
 """`TenantLimiter`: the Ray actor holding a tenant's token bucket (FR-SEC-2).
 
 Ingress replicas never call it per request: each leases a batch of tokens and spends them locally
-(`gateway.ratelimit`). A lease may reserve tokens slightly ahead of time (the bucket may go negative by
+(`gateway.http.ratelimit`). A lease may reserve tokens slightly ahead of time (the bucket may go negative by
 at most `debt_cap` tokens); each granted token comes with the moment it is earned, so a replica spends
 a batch at exactly the tenant's rate and the sum over every replica never exceeds rate x time + burst.
 

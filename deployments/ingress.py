@@ -16,10 +16,10 @@ from cluster.runtime import Runtime
 from cluster.settings import Settings
 from deployments import (api_admin, api_api_keys, api_auth, api_bookings, api_chat, api_forecast, api_gdpr,
                          api_history, api_invoices, api_providers_health, api_search, api_system, api_webhooks)
-from gateway.http import EdgeMiddleware, install_error_handlers
-from gateway.limits import install_request_limits
-from gateway.openapi import install_openapi
-from gateway.ratelimit import install_rate_limit
+from gateway.http.edge import EdgeMiddleware, install_error_handlers
+from gateway.http.openapi import install_openapi
+from gateway.http.ratelimit import install_rate_limit
+from gateway.http.request_limits import install_request_limits
 
 # In this order: '/providers/health' comes before any other /providers route, so that '/providers/{id}'
 # does not capture 'health'.

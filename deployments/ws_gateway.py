@@ -12,7 +12,7 @@ import ray
 
 from cluster.ray_env import actor_runtime_env
 from cluster.settings import Settings
-from gateway.ws import PriceGateway
+from gateway.ws.server import PriceGateway
 
 ACTOR_PREFIX = "ws-gateway-"
 

@@ -30,11 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "gpubroker": {"domain"},
 }
 # (file, imported module) pairs allowed against the table above, each with the reason.
-EXCEPTIONS = {
-    # The SDK's live stream reuses the WebSocket client kept in gateway/, imported only when stream() is called;
-    # it belongs in gpubroker/ once the gateway is split by concern.
-    ("gpubroker/client.py", "gateway.client"),
-}
+EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def _imports(source: str, package: list[str]) -> list[tuple[int, str]]:

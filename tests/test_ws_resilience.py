@@ -8,8 +8,8 @@ import tempfile
 
 import pytest
 
-from gateway.client import PriceStreamClient
-from gateway.ws import PriceGateway
+from gateway.ws.server import PriceGateway
+from gpubroker.stream import PriceStreamClient
 from tests.conftest import free_port
 from tests.ws_fixtures import make_tenant, next_update, price_update, publish, token_for, wait_for
 

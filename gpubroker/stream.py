@@ -1,4 +1,4 @@
-"""A small client of the live price stream (protocol v1), used by tests and benchmarks.
+"""A client of the live price stream (protocol v1: gateway/ws/PROTOCOL.md), for the SDK, tests and benchmarks.
 
 It reconnects with exponential backoff (capped at 30 s, with jitter), re-sends its subscriptions with
 `resume_from_seq` set to the last sequence it saw, and drops duplicates by `seq`. A refusal for a bad
@@ -22,7 +22,7 @@ from typing import Any, Awaitable, Callable, Union
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from gateway.ws_protocol import FATAL_CLOSE_CODES
+from domain.stream_protocol import FATAL_CLOSE_CODES
 
 __all__ = ["PriceStreamClient", "StreamRefused", "backoff_delay"]
 

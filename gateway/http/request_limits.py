@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cluster.settings import Settings
-from gateway.http import error_body
+from gateway.http.edge import error_body
 
 
 class _BodyRefused(HTTPException):

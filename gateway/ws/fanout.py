@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 from websockets.protocol import OPEN
 
-from gateway.ws_filters import CompiledFilter, UpdateView
-from gateway.ws_protocol import control_frame, frame_bytes, prices_payload
+from gateway.ws.filters import CompiledFilter, UpdateView
+from gateway.ws.protocol import control_frame, frame_bytes, prices_payload
 
 
 FLUSH_SLICE_S = 0.004  # longest stretch one flush writes before the event loop reads NATS again

@@ -9,7 +9,7 @@ reached, a local bucket with the tenant's limits answers instead.
 
 Every limited response carries `X-RateLimit-Limit` (requests/s) and `X-RateLimit-Remaining` (tokens this
 replica knows to be left); 429 answers add `Retry-After` (whole seconds) in the error format.
-Unauthenticated requests are limited per client address (the real one, `gateway.client_address`; IPv6
+Unauthenticated requests are limited per client address (the real one, `gateway.http.client_address`; IPv6
 per /64) by a bucket in each replica.
 """
 from __future__ import annotations
@@ -25,13 +25,16 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cluster.logs import get_logger
+from cluster.repositories import directory
+from cluster.repositories.directory import PlanLookup, TenantPlan
 from domain.api_keys import is_api_key
 from domain.ratelimit import TokenBucket, retry_after_header
-from gateway.authz import bearer_token, token_service
-from gateway.client_address import scope_client, throttle_key
-from gateway.http import error_body
-from gateway.metrics import RATE_LIMIT_DECISIONS
-from gateway.tokens import TokenError
+from gateway.auth.api_keys import cached_tenant
+from gateway.auth.authz import bearer_token, token_service
+from gateway.auth.tokens import TokenError
+from gateway.http.client_address import scope_client, throttle_key
+from gateway.http.edge import error_body
+from gateway.http.metrics import RATE_LIMIT_DECISIONS
 
 log = get_logger("ratelimit")
 EXEMPT = ("/health", "/ready", "/metrics", "/docs", "/openapi.json", "/redoc")
@@ -139,16 +142,15 @@ class TenantRateLimiter:
         return await asyncio.shield(task)
 
     async def _load_plan(self, tenant: str, now: float) -> tuple[float, int] | None:
-        lookup = getattr(self.state, "limiter_plan_lookup", None)  # benchmarks: limits without a database
-        if lookup is not None:
-            plan = await lookup(tenant)
-        else:
-            pool = await self.state.runtime.get_pg()
-            row = await pool.fetchrow(
-                "SELECT rate_limit_rps, burst FROM tenants WHERE id = $1::uuid AND deleted_at IS NULL", tenant)
-            plan = (float(row["rate_limit_rps"]), int(row["burst"])) if row else None
-        self.plans[tenant] = (now, *(plan or (0.0, 0)))
-        return plan
+        # benchmarks set `limiter_plan_lookup`: plans without a database
+        lookup: PlanLookup = getattr(self.state, "limiter_plan_lookup", None) or self._stored_plan
+        plan = await lookup(tenant)
+        limits = (plan.rate_limit_rps, plan.burst) if plan is not None else None
+        self.plans[tenant] = (now, *(limits or (0.0, 0)))
+        return limits
+
+    async def _stored_plan(self, tenant: str) -> TenantPlan | None:
+        return await directory.tenant_plan(await self.state.runtime.get_pg(), tenant)
 
     async def _actor(self, tenant: str, rate: float, burst: int):
         import ray
@@ -254,7 +256,7 @@ def _limit_headers(d: Decision) -> list[tuple[bytes, bytes]]:
 
 
 class RateLimitMiddleware:
-    """Pure ASGI middleware; verified claims are left in scope["state"]["auth_claims"] for `gateway.authz`."""
+    """Pure ASGI middleware; verified claims are left in scope["state"]["auth_claims"] for `gateway.auth.authz`."""
 
     def __init__(self, app: ASGIApp, state: Any):
         self.app = app
@@ -310,8 +312,6 @@ class RateLimitMiddleware:
 
 async def _api_key_tenant(state: Any, token: str) -> str | None:
     """The tenant of an API key seen in the last minute (the route resolves and caches a new one)."""
-    from gateway.api_keys import cached_tenant
-
     try:
         return await cached_tenant(state.runtime.redis, state.settings, token)
     except Exception:

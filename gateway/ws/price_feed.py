@@ -1,15 +1,16 @@
 """The gateway's view of the PRICES stream: a live ordered consumer that survives NATS restarts, and
 bounded history reads for clients that resume.
 
-After a disconnect the consumer is re-created from the last stream sequence this process saw, so an
-outage of NATS (or of this process's connection to it) skips nothing JetStream kept; messages seen
-twice are dropped by sequence.
+The connection is `cluster.connections.NatsConnection` (reconnects forever). After a reconnect the
+consumer is re-created from the last stream sequence this process saw, so an outage of NATS (or of this
+process's connection to it) skips nothing JetStream kept; messages seen twice are dropped by sequence.
 """
 from __future__ import annotations
 
 import asyncio
 from typing import AsyncIterator, Callable
 
+from cluster.connections import NatsConnection
 from cluster.logs import get_logger
 from cluster.messaging import ensure_streams, stream_name, subject
 from cluster.settings import Settings
@@ -26,7 +27,10 @@ class PriceFeed:
         self.stream = stream_name(settings, "PRICES")
         self.subject = subject(settings, "prices") + ".>"
         self.last_seq = 0
-        self.nc = None
+        # A large pending buffer: a burst of updates waits in the client while the loop writes frames.
+        self.nats = NatsConnection(settings, "gpubroker-ws", pending_size=64 * 1024 * 1024)
+        self.nats.on_disconnect.append(self._disconnected)
+        self.nats.on_reconnect.append(self._reconnected)
         self.js = None
         self._sub = None
         self._resubscribe = asyncio.Event()
@@ -35,43 +39,19 @@ class PriceFeed:
         self.resubscribes = 0
 
     async def start(self) -> None:
+        self.nats.start()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-        if self.nc is not None:
-            try:
-                await self.nc.close()
-            except Exception:
-                pass
+        await self.nats.close()
 
-    async def _connect(self) -> None:
-        import nats
+    async def _disconnected(self) -> None:
+        self.connected.clear()
 
-        async def disconnected() -> None:
-            self.connected.clear()
-
-        async def reconnected() -> None:
-            self._resubscribe.set()
-
-        async def error(exc: Exception) -> None:
-            log.debug("nats error", extra={"error": str(exc)[:200]})
-
-        delay = 0.2
-        while True:
-            try:
-                self.nc = await nats.connect(servers=self.settings.nats_url.split(","), connect_timeout=2,
-                                             allow_reconnect=True, max_reconnect_attempts=-1,
-                                             reconnect_time_wait=0.5, disconnected_cb=disconnected,
-                                             reconnected_cb=reconnected, error_cb=error, name="gpubroker-ws",
-                                             pending_size=64 * 1024 * 1024)
-                self.js = self.nc.jetstream()
-                return
-            except Exception as exc:
-                log.warning("nats unavailable, retrying", extra={"error": str(exc)[:200]})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+    async def _reconnected(self) -> None:
+        self._resubscribe.set()
 
     async def _on_msg(self, msg) -> None:
         seq = msg.metadata.sequence.stream
@@ -108,7 +88,8 @@ class PriceFeed:
         self.connected.set()
 
     async def _run(self) -> None:
-        await self._connect()
+        await self.nats.connected.wait()  # `NatsConnection` keeps trying while NATS is down
+        self.js = self.nats.nc.jetstream()
         delay = 0.2
         while True:
             try:

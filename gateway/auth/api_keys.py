@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 from cluster.repositories import api_keys as repo
 from cluster.settings import Settings
 from domain.api_keys import grantable, key_hash
-from gateway.tokens import Claims, TokenError
+from gateway.auth.tokens import Claims, TokenError
 
 CACHE_TTL_S = 60  # a demoted user's keys narrow within this long (their role is re-read from PostgreSQL)
 TOUCH_EVERY_S = 60  # last_used_at is written at most once a minute per key

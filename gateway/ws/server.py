@@ -1,9 +1,9 @@
-"""The live price stream: a WebSocket gateway fed by JetStream `prices.>` (protocol: gateway/PROTOCOL.md).
+"""The live price stream: a WebSocket gateway fed by JetStream `prices.>` (protocol: gateway/ws/PROTOCOL.md).
 
 `PriceGateway` is one process's server. It follows the PRICES stream with an ordered consumer that it
 re-creates from its last stream sequence after a NATS outage, so nothing JetStream kept is skipped;
 it authenticates clients (JWT in the Authorization header or a first `auth` message) at the check HTTP
-shares (`gateway.live_sessions.authenticate_token`), closes streams whose session ends (`SessionWatch`),
+shares (`gateway.auth.live_sessions.authenticate_token`), closes streams whose session ends (`SessionWatch`),
 enforces the tenant `ws_limit` across processes through Redis, and hands updates to `Fanout`. Several processes
 can share one port (`reuse_port=True`): each follows the stream itself.
 """
@@ -13,66 +13,35 @@ import asyncio
 import json
 import socket
 import time
-from collections import deque
 from datetime import datetime, timezone
-from http import HTTPStatus
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from cluster.connections import PostgresPool, redis_client
 from cluster.logs import get_logger
+from cluster.repositories import directory
+from cluster.repositories.directory import TenantPlan
 from cluster.settings import Settings
-from gateway import ws_metrics as m
-from gateway.client_address import real_client
-from gateway.live_sessions import SessionEnded, authenticate_token, check_session
-from gateway.tokens import TokenError, TokenService
-from gateway.ws_chat import ChatEvents, ChatRelay
-from gateway.ws_fanout import Client, Fanout
-from gateway.ws_filters import UpdateView
-from gateway.ws_jetstream import PriceFeed
-from gateway.ws_limits import ConnectionLimiter, TenantUnknown
-from gateway.ws_bookings import BookingFeed
-from gateway.ws_sessions import SessionWatch, TokenExpiry, close_ended
-from gateway.ws_protocol import (CLOSE_AUTH_TIMEOUT, CLOSE_FORBIDDEN, CLOSE_KEEPALIVE,
-                                 CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED, CLOSE_UNAVAILABLE, PING_FRAME, PROTOCOL_VERSION,
-                                 AuthMsg, ChatMsg, PingMsg, ProtocolError, SubscribeMsg, UnsubscribeMsg, control_frame, dumps,
-                                 error_obj, parse_client_message, prices_payload, update_json)
+from domain.stream_protocol import CLOSE_FORBIDDEN, CLOSE_TOO_MANY, CLOSE_UNAVAILABLE
+from gateway.auth.live_sessions import SessionEnded, check_session
+from gateway.auth.tokens import TokenError, TokenService
+from gateway.ws import metrics as m
+from gateway.ws.bookings import BookingFeed
+from gateway.ws.chat import ChatEvents, ChatRelay
+from gateway.ws.fanout import Client, Fanout
+from gateway.ws.filters import UpdateView
+from gateway.ws.handshake import Handshake, security_event
+from gateway.ws.keepalive import KeepaliveConnection, keepalive
+from gateway.ws.limits import ConnectionLimiter, TenantUnknown
+from gateway.ws.price_feed import PriceFeed
+from gateway.ws.protocol import (PROTOCOL_VERSION, AuthMsg, ChatMsg, PingMsg, ProtocolError, SubscribeMsg,
+                                 UnsubscribeMsg, control_frame, dumps, error_obj, parse_client_message, update_json)
+from gateway.ws.replay import Replayer, ts_epoch
+from gateway.ws.sessions import SessionWatch, TokenExpiry, close_ended
 
 log = get_logger("ws")
-
-_REPLAY_FRAME = 200  # updates per replay frame
-# A resume needs the stream position, known once the feed has subscribed: a client that resumes right
-# after the gateway (re)started waits for it this long at most (NATS down: it gets what is known).
-_REPLAY_FEED_WAIT_S = 5.0
-
-
-class _Connection(ServerConnection):
-    """A websockets connection that remembers when the client last sent anything (a pong included).
-
-    Keepalive is one sweep over all clients per interval (`PriceGateway._keepalive`), a shared ping frame
-    written like the price frames, instead of websockets' ping task per connection: profiled in benchmarks/ws.py
-    (a), that took about 190 us of Python per ping, so a process with 5,000 connections spent ~1 s of every
-    20 s interval on pings.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.gpb_rx = self.loop.time()
-
-    def data_received(self, data: bytes) -> None:
-        self.gpb_rx = self.loop.time()
-        super().data_received(data)
-
-
-def _ts_epoch(v: Any) -> float | None:
-    if not isinstance(v, str):
-        return None
-    try:
-        dt = datetime.fromisoformat(v)
-    except ValueError:
-        return None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
 
 
 class PriceGateway:
@@ -86,30 +55,29 @@ class PriceGateway:
         self.port = port if port is not None else settings.ws_port
         self.tokens = TokenService(settings)
         self.fanout = Fanout(settings.ws_batch_ms / 1000.0, on_flush=self._on_flush)
-        self.ring: deque[tuple[int, UpdateView, bytes, float]] = deque(maxlen=settings.ws_ring_size or None)
         self.feed = PriceFeed(settings, self._on_update)
+        self.replayer = Replayer(settings, self.feed)
         self.bookings = BookingFeed(settings)
         self.server: Server | None = None
         self.limiter: ConnectionLimiter | None = None
         self.sessions: SessionWatch | None = None
+        self.handshake: Handshake | None = None
         self._redis: Any = None
-        self._pg: Any = None
+        self._pg: PostgresPool | None = None
         self._tasks: list[asyncio.Task] = []
         self.stats_counts = {"updates": 0, "frames": 0, "deliveries": 0, "dropped": 0, "bad_updates": 0}
         self._lagged_seen = 0
 
     # lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> "PriceGateway":
-        from cluster.connections import redis_client
-        from cluster.db import create_pool
-
         s = self.settings
         # A bounded, blocking pool: a burst of (dis)connects waits for a connection instead of failing.
         self._redis = redis_client(s, op_timeout_s=5, max_connections=32, blocking=True)
-        # min_size=0: no connection at start, so the gateway starts (and heals) while PostgreSQL is down
-        self._pg = await create_pool(s, min_size=0, max_size=2)
-        self.limiter = ConnectionLimiter(s, self._redis, self._pg)
+        # Opened on first use and min_size=0: the gateway starts (and heals) while PostgreSQL is down.
+        self._pg = PostgresPool(s, min_size=0, max_size=2)
+        self.limiter = ConnectionLimiter(s, self._redis, self._tenant_plan)
         self.sessions = SessionWatch(s, self._redis, self._session_ended)
+        self.handshake = Handshake(s, self.tokens, self._redis, self._get_pg)
         try:
             await self.limiter.heartbeat()
         except Exception as exc:  # Redis down: the housekeeping loop marks us alive once it is back
@@ -117,9 +85,9 @@ class PriceGateway:
         await self.feed.start()
         await self.bookings.start()
         self.server = await serve(
-            self._handler, s.ws_host, self.port, process_request=self._process_request, compression=None,
+            self._handler, s.ws_host, self.port, process_request=self.handshake.process_request, compression=None,
             max_size=65536, max_queue=16, ping_interval=None, reuse_port=self.reuse_port, backlog=4096,
-            server_header=None, create_connection=_Connection,
+            server_header=None, create_connection=KeepaliveConnection,
         )
         if self.port == 0:
             self.port = next(iter(self.server.sockets)).getsockname()[1]
@@ -127,7 +95,7 @@ class PriceGateway:
         self._tasks = [loop.create_task(self._heartbeats()), loop.create_task(self._housekeeping()),
                        loop.create_task(self.sessions.listen()), loop.create_task(self.sessions.recheck_forever())]
         if s.ws_ping_interval_s > 0:
-            self._tasks.append(loop.create_task(self._keepalive()))
+            self._tasks.append(loop.create_task(keepalive(self.fanout, s.ws_ping_interval_s, self._keepalive_timeout)))
         log.info("ws gateway listening", extra={"host": s.ws_host, "port": self.port})
         return self
 
@@ -150,7 +118,10 @@ class PriceGateway:
             await self._pg.close()
 
     async def _get_pg(self) -> Any:
-        return self._pg  # API keys not cached in Redis are looked up in PostgreSQL
+        return await self._pg.get()  # API keys not cached in Redis are looked up in PostgreSQL
+
+    async def _tenant_plan(self, tenant_id: str) -> TenantPlan | None:
+        return await directory.tenant_plan(await self._pg.get(), tenant_id)
 
     def stats(self) -> dict[str, Any]:
         return {"port": self.port, "clients": len(self.fanout.clients), "groups": len(self.fanout.groups),
@@ -168,9 +139,8 @@ class PriceGateway:
             return
         view = UpdateView(d)
         payload = update_json(d, seq)
-        ts = _ts_epoch(d.get("ts")) or time.time()
-        if self.ring.maxlen:
-            self.ring.append((seq, view, payload, ts))
+        ts = ts_epoch(d.get("ts")) or time.time()
+        self.replayer.remember(seq, view, payload, ts)
         self.stats_counts["updates"] += 1
         m.WS_UPDATES_IN.inc()
         m.WS_INGEST_LAG.observe(max(0.0, time.time() - ts))
@@ -194,42 +164,14 @@ class PriceGateway:
                                    "seq": self.feed.last_seq})
             self.fanout.broadcast(frame)
 
-    async def _keepalive(self) -> None:
-        """Every ws_ping_interval_s: close the clients that sent nothing back since the previous ping (dead
-        peers, whose frames would otherwise pile up until TCP gives up), then ping the rest. Pings go through
-        each client's queue like price frames, so they never cut into a frame."""
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self.settings.ws_ping_interval_s)
-            now = loop.time()
-            for c in list(self.fanout.clients):
-                if c.replaying:  # its frames (a ping too) wait for the replay: judge it next time
-                    c.ping_at = 0.0
-                    continue
-                if c.ping_at and c.conn.gpb_rx < c.ping_at:
-                    c.ping_at = 0.0
-                    m.WS_KEEPALIVE_TIMEOUTS.inc()
-                    self._event(c.conn, "ws.keepalive_timeout", "fail", reason="no pong")
-                    loop.create_task(self._close_silent(c.conn))
-                    continue
-                c.ping_at = now
-                c.push(PING_FRAME, 0, 0, 0)
+    def _keepalive_timeout(self, conn: ServerConnection) -> None:
+        self._event(conn, "ws.keepalive_timeout", "fail", reason="no pong")
 
     def _session_ended(self, client: Client, claims) -> None:
         """Close a connection whose session ended (logout, erasure, role change...): 4401, final."""
         m.WS_SESSION_ENDED.inc()
         self._event(client.conn, "ws.disconnect", "revoked", claims, reason="session_ended")
         asyncio.get_running_loop().create_task(close_ended(client.conn))
-
-    @staticmethod
-    async def _close_silent(conn: ServerConnection) -> None:
-        try:
-            await asyncio.wait_for(conn.close(CLOSE_KEEPALIVE, "keepalive ping timeout"), 5)
-        except Exception:
-            pass
-        finally:
-            if conn.transport is not None and not conn.transport.is_closing():
-                conn.transport.abort()  # a dead peer never answers the close frame either
 
     async def _housekeeping(self) -> None:
         while True:
@@ -246,72 +188,10 @@ class PriceGateway:
 
     # connections --------------------------------------------------------------------------------------
     def _event(self, conn: ServerConnection, event: str, outcome: str, claims=None, reason: str | None = None) -> None:
-        """One security log line per connection event (SEC-LOG-REQ-1): who, what, outcome, source; no PII."""
-        try:
-            headers = conn.request.headers if conn.request is not None else None
-            ip = real_client(conn.remote_address[0] if conn.remote_address else None,
-                             headers.get_all("X-Forwarded-For") if headers else (), self.settings.trusted_proxies)
-            ua = headers.get("User-Agent") if headers else None
-        except Exception:  # a connection torn down mid-handshake
-            ip, ua = None, None
-        log.info(event, extra={"event": event, "outcome": outcome, "reason": reason, "source_ip": ip,
-                               "user_agent": (ua or "")[:200] or None, "target": "ws:prices",
-                               "user_id": getattr(claims, "sub", None), "tenant_id": getattr(claims, "tenant_id", None)})
-
-    async def _process_request(self, conn: ServerConnection, request) -> Any:
-        """A token in the Authorization header is checked before the upgrade: a bad one or an ended session
-        gets HTTP 401, an unreachable session store 503."""
-        conn.gpb_claims = None  # type: ignore[attr-defined]
-        header = request.headers.get("Authorization")
-        if header is None:
-            return None  # expect an `auth` message first
-        scheme, _, token = header.partition(" ")
-        try:
-            if scheme.lower() != "bearer" or not token:
-                raise TokenError("expected `Authorization: Bearer <token>`")
-            conn.gpb_claims = await authenticate_token(  # type: ignore[attr-defined]
-                self.tokens, self._redis, self.settings, token.strip(), get_pg=self._get_pg)
-        except TokenError as exc:
-            reason = "session" if isinstance(exc, SessionEnded) else "token"
-            m.WS_REFUSED.labels(reason).inc()
-            self._event(conn, "ws.connect", "fail", reason=reason)
-            return conn.respond(HTTPStatus.UNAUTHORIZED, "invalid or expired token, or session ended\n")
-        except Exception as exc:
-            log.warning("ws session check failed", extra={"error": str(exc)[:200]})
-            m.WS_REFUSED.labels("unavailable").inc()
-            return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "try again later\n")
-        return None
-
-    async def _authenticate(self, conn: ServerConnection):
-        claims = getattr(conn, "gpb_claims", None)
-        if claims is not None:
-            return claims
-        try:
-            raw = await asyncio.wait_for(conn.recv(), timeout=self.settings.ws_auth_timeout_s)
-        except asyncio.TimeoutError:
-            m.WS_REFUSED.labels("auth_timeout").inc()
-            self._event(conn, "ws.connect", "fail", reason="auth_timeout")
-            await conn.close(CLOSE_AUTH_TIMEOUT, "no auth message")
-            return None
-        try:
-            msg = parse_client_message(raw)
-            if not isinstance(msg, AuthMsg):
-                raise ProtocolError("unauthenticated", "first message must be {type: auth, token}")
-            return await authenticate_token(self.tokens, self._redis, self.settings, msg.token, get_pg=self._get_pg)
-        except (ProtocolError, TokenError) as exc:
-            reason = "session" if isinstance(exc, SessionEnded) else "token"
-            m.WS_REFUSED.labels(reason).inc()
-            self._event(conn, "ws.connect", "fail", reason=reason)
-            await conn.close(CLOSE_UNAUTHORIZED, "session ended" if reason == "session" else "invalid or missing token")
-            return None
-        except Exception as exc:  # the session store is unreachable
-            log.warning("ws session check failed", extra={"error": str(exc)[:200]})
-            m.WS_REFUSED.labels("unavailable").inc()
-            await conn.close(CLOSE_UNAVAILABLE, "try again later")
-            return None
+        security_event(self.settings, conn, event, outcome, claims, reason)
 
     async def _handler(self, conn: ServerConnection) -> None:
-        claims = await self._authenticate(conn)
+        claims = await self.handshake.authenticate(conn)
         if claims is None:
             return
         try:
@@ -399,7 +279,7 @@ class PriceGateway:
         """A fresh token on an open connection (before the old one expires) keeps the stream going. It must
         name the same user and tenant; a bad one is an error frame and the connection keeps its old token."""
         try:
-            claims = await authenticate_token(self.tokens, self._redis, self.settings, msg.token, get_pg=self._get_pg)
+            claims = await self.handshake.check(msg.token)
         except TokenError as exc:
             self._event(client.conn, "ws.reauth", "fail", reason="token")
             m.WS_REAUTH.labels("invalid").inc()
@@ -445,54 +325,10 @@ class PriceGateway:
                                           "filter": msg.filter.model_dump(mode="json", exclude_none=True)}),
                                    text=True)
             if resume is not None:
-                await self._replay(client, msg.id, compiled, resume)
+                await self.replayer.replay(client, msg.id, compiled, resume)
         finally:
             if resume is not None:
                 client.end_replay()
-
-    async def _replay(self, client: Client, sub_id: str, flt, after_seq: int) -> None:
-        """Send the updates after `after_seq` this filter matches, bounded by count and age."""
-        s = self.settings
-        if not self.feed.connected.is_set():
-            try:
-                await asyncio.wait_for(self.feed.connected.wait(), _REPLAY_FEED_WAIT_S)
-            except asyncio.TimeoutError:
-                pass
-        upto = self.feed.last_seq
-        start, truncated = after_seq + 1, False
-        if upto - after_seq > s.ws_replay_max:
-            start, truncated = upto - s.ws_replay_max + 1, True
-        min_ts = time.time() - s.ws_replay_max_age_s
-        out: list[bytes] = []
-        source = "memory"
-        if start <= upto:
-            if self.ring and self.ring[0][0] <= start:
-                for seq, view, payload, ts in reversed(self.ring):
-                    if seq < start:
-                        break
-                    if seq <= upto and ts >= min_ts and flt.matches(view):
-                        out.append(payload)
-                out.reverse()
-            else:
-                source = "jetstream"
-                async for seq, data in self.feed.history(start, upto):
-                    try:
-                        d = json.loads(data)
-                    except ValueError:
-                        continue
-                    ts = _ts_epoch(d.get("ts")) or 0.0
-                    if ts < min_ts:
-                        truncated = True
-                        continue
-                    if flt.matches(UpdateView(d)):
-                        out.append(update_json(d, seq))
-        for i in range(0, len(out), _REPLAY_FRAME):
-            await client.conn.send(prices_payload(out[i:i + _REPLAY_FRAME]), text=True)
-        if out:
-            m.WS_REPLAYED.labels(source).inc(len(out))
-        await client.conn.send(dumps({"type": "replayed", "id": sub_id, "from_seq": start, "to_seq": upto,
-                                      "count": len(out), "truncated": truncated}), text=True)
-
 
 async def run_forever(settings: Settings, reuse_port: bool = False) -> None:
     gw = await PriceGateway(settings, reuse_port=reuse_port).start()

@@ -1,7 +1,7 @@
 """Live login sessions: their state in Redis, and THE check every access token passes (HTTP and stream).
 
 `authenticate_token` is the one point where a bearer token becomes trusted: the HTTP routes
-(`gateway.authz.authenticate`) and the WebSocket gateway (connect, subscribe, re-auth, the periodic
+(`gateway.auth.authz.authenticate`) and the WebSocket gateway (connect, subscribe, re-auth, the periodic
 recheck) all call it, and nothing else decides whether a session still holds. A token passes when its
 signature, `kid`, `exp`, `typ=access` and ids are valid AND its session is live in Redis with the same
 user, tenant and role.
@@ -20,7 +20,8 @@ from uuid import UUID
 
 from cluster.settings import Settings
 from domain.api_keys import is_api_key
-from gateway.tokens import Claims, TokenError, TokenService
+from gateway.auth import api_keys
+from gateway.auth.tokens import Claims, TokenError, TokenService
 
 REVOKED = "revoked"
 # Keep the tombstone well past the moment a racing publish could still arrive (right after its commit).
@@ -91,13 +92,11 @@ async def authenticate_token(tokens: TokenService, redis: Any, settings: Setting
     """THE check of a bearer credential, shared by every HTTP route and the WebSocket stream.
 
     An access token: valid (`access_claims`) and its session live with the token's role (`check_session`).
-    An API key (`gpb_...`, when `get_pg` gives the PostgreSQL pool): `gateway.api_keys.authenticate`,
+    An API key (`gpb_...`, when `get_pg` gives the PostgreSQL pool): `gateway.auth.api_keys.authenticate`,
     whose Claims carry `sid = key:<id>` with a live entry under the same key scheme, so the session
     watchers treat it alike. Raises TokenError (SessionEnded for an ended session); Redis and PostgreSQL
     errors propagate. New credential kinds belong here, so that HTTP and the stream keep deciding alike."""
     if get_pg is not None and is_api_key(token):
-        from gateway import api_keys
-
         return await api_keys.authenticate(redis, get_pg, settings, token)
     claims = access_claims(tokens, token, verified)
     await check_session(redis, settings, claims)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 
 from cluster.settings import Settings
-from gateway.client_address import throttle_key
+from gateway.http.client_address import throttle_key
 
 
 def _keys(settings: Settings, email: str, ip: str | None) -> tuple[str, str, str]:

@@ -1,14 +1,15 @@
 """Authentication and authorization for routes: `Depends(require(P.X))` returns the caller's Principal.
 
+    from cluster.repositories import bookings as bookings_repo
     from domain.permissions import P
-    from gateway.authz import Principal, require
+    from gateway.auth.authz import Principal, require
 
     @router.get("/bookings/{booking_id}")
     async def get_booking(booking_id: UUID, me: Principal = Depends(require(P.BOOKINGS_READ))):
-        row = await pool.fetchrow("SELECT ... WHERE id = $1 AND tenant_id = $2", booking_id, me.tenant_id)
+        row = await bookings_repo.get(pool, booking_id, me.tenant_id)  # storage: cluster.repositories
         if row is None: raise ApiError(404, "not_found", "booking not found")   # other tenants' ids: 404
 
-A token is accepted only by `gateway.live_sessions.authenticate_token`, the check the WebSocket stream
+A token is accepted only by `gateway.auth.live_sessions.authenticate_token`, the check the WebSocket stream
 shares: signature, `kid`, `exp`, `typ=access` valid AND its session live in Redis with the same user,
 tenant and role (logout, a replayed refresh token, a role change or erasure end the session at once, not
 when the token expires). Missing/invalid -> 401, permission missing -> 403.
@@ -25,10 +26,10 @@ from cluster.dependencies import DependencyUnavailable, dependency_down
 from cluster.settings import Settings
 from domain.api_keys import is_api_key
 from domain.permissions import P, allowed
-from gateway.client_address import scope_client
-from gateway.http import ApiError
-from gateway.live_sessions import SessionEnded, authenticate_token
-from gateway.tokens import TokenError, TokenService
+from gateway.auth.live_sessions import SessionEnded, authenticate_token
+from gateway.auth.tokens import TokenError, TokenService
+from gateway.http.client_address import scope_client
+from gateway.http.edge import ApiError
 
 _UNAUTH_HEADERS = {"WWW-Authenticate": "Bearer"}
 
@@ -102,7 +103,7 @@ def require(permission: P) -> Callable:
 
 
 def client_ip(request: Request) -> str | None:
-    """The real client address (X-Forwarded-For from trusted proxies; see `gateway.client_address`)."""
+    """The real client address (X-Forwarded-For from trusted proxies; see `gateway.http.client_address`)."""
     return scope_client(request.scope, request.app.state.settings.trusted_proxies)
 
 

@@ -4,7 +4,7 @@ security schemes (access token, API key) on the routes that need them, tag descr
 FastAPI derives most of the document from the routes; this post-processing adds what it cannot know:
 - every error answer is `ErrorBody` (FastAPI's own `HTTPValidationError` is never sent, so it is removed);
 - 429 on every rate-limited route, 422 on every route with parameters or a body, 401/403 on routes
-  behind `gateway.authz.require`, 503 where a dependency (PostgreSQL, Redis, NATS, the search index)
+  behind `gateway.auth.authz.require`, 503 where a dependency (PostgreSQL, Redis, NATS, the search index)
   can be down, and whatever a route declares itself (404, 409, ...).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from fastapi import routing as fastapi_routing
 from fastapi.routing import APIRoute
 
 from domain.models import ErrorBody
-from gateway.ratelimit import EXEMPT
+from gateway.http.ratelimit import EXEMPT
 
 DESCRIPTION = """GPU Broker: one search over the GPU offers of 24 clouds and marketplaces, normalized to one schema.
 
@@ -26,7 +26,7 @@ price forecasts (`/predict`); provider sync health; an AI chat that recommends r
 tenants, users and roles; the audit trail; GDPR export and erasure; bookings through providers that can
 provision (the sandbox provider for now) with signed provider webhooks; daily invoices (JSON or PDF);
 liveness, readiness and metrics.
-Live price changes stream over a WebSocket (see the README and `gateway/PROTOCOL.md`).
+Live price changes stream over a WebSocket (see the README and `gateway/ws/PROTOCOL.md`).
 
 Errors are always `{"error": {"code", "message", "details"?, "trace_id"}}`, a request line or header block
 over 16 KB included (414 / 431); only a request over the HTTP server's 64 KB buffer, and headers that never

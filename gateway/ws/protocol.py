@@ -1,8 +1,9 @@
 """Price stream protocol v1: client messages (validated), server frames (serialized once, shared).
 
-See gateway/PROTOCOL.md. Every server frame is a JSON object with a `type`; price updates travel in
+See gateway/ws/PROTOCOL.md. Every server frame is a JSON object with a `type`; price updates travel in
 `{"type": "prices", "updates": [...]}` frames whose bytes are built once per batch and written to every
 client that shares the same subscriptions.
+Close codes are `domain.stream_protocol` (the SDK's client reads them too).
 """
 from __future__ import annotations
 
@@ -13,20 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from websockets.frames import Frame, Opcode
 
 from domain.chat import ChatRequest
-from gateway.ws_filters import PriceFilter
+from gateway.ws.filters import PriceFilter
 
 PROTOCOL_VERSION = 1
 SUBPROTOCOL = "gpubroker.prices.v1"
 
-# Close codes (4000-4999 are the application's).
-CLOSE_UNAUTHORIZED = 4401  # missing, invalid or expired token
-CLOSE_FORBIDDEN = 4403  # token valid but its tenant is unknown or deleted
-CLOSE_AUTH_TIMEOUT = 4408  # no auth message within ws_auth_timeout_s
-CLOSE_TOO_MANY = 4429  # tenant ws_limit reached
-CLOSE_UNAVAILABLE = 1013  # try again later (a dependency is down)
-CLOSE_TOKEN_EXPIRED = 4440  # the connection's token expired and no fresh one was sent: reconnect with a new token
-CLOSE_KEEPALIVE = 1011  # the client sent nothing back (not even a pong) for a whole ping interval
-FATAL_CLOSE_CODES = frozenset({CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN})
 
 # The fields of an update as sent to clients (in this order), `seq` being the JetStream stream sequence.
 UPDATE_FIELDS = ("version", "seq", "offer_id", "external_id", "provider", "gpu_type", "region", "pricing",
@@ -47,7 +39,7 @@ class AuthMsg(_Msg):
 class SubscribeMsg(_Msg):
     type: Literal["subscribe"]
     id: _Name = "default"
-    stream: Literal["prices", "bookings"] = "prices"  # bookings: the tenant's booking events (gateway/ws_bookings.py)
+    stream: Literal["prices", "bookings"] = "prices"  # bookings: the tenant's booking events (gateway/ws/bookings.py)
     filter: PriceFilter = Field(default_factory=PriceFilter)
     resume_from_seq: int | None = Field(None, ge=0, description="replay updates after this seq before live ones")
 

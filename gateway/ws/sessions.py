@@ -1,7 +1,7 @@
 """Open streams follow their tokens and sessions: closed with 4401 within moments of the session's end, and
 with 4440 when the token expires without a fresh one (`TokenExpiry`).
 
-Tokens are checked at `gateway.live_sessions.authenticate_token` when a connection opens, re-authenticates
+Tokens are checked at `gateway.auth.live_sessions.authenticate_token` when a connection opens, re-authenticates
 or subscribes. While it stays open, `SessionWatch` ends it when its session does: at once on a revocation
 event (Redis pub/sub `{prefix}auth:revoked`, sent by `live_sessions.revoke` after logout, erasure, a role
 change, a refresh-token replay or a tenant deletion) and, as a safety net for events missed while Redis
@@ -19,10 +19,11 @@ from websockets.exceptions import ConnectionClosed
 
 from cluster.logs import get_logger
 from cluster.settings import Settings
-from gateway.live_sessions import ended_sessions, revocation_channel
-from gateway.tokens import Claims
-from gateway import ws_metrics as m
-from gateway.ws_protocol import CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHORIZED, dumps, error_obj
+from domain.stream_protocol import CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHORIZED
+from gateway.auth.live_sessions import ended_sessions, revocation_channel
+from gateway.auth.tokens import Claims
+from gateway.ws import metrics as m
+from gateway.ws.protocol import dumps, error_obj
 
 log = get_logger("ws.sessions")
 

@@ -14,10 +14,11 @@ import json
 from collections import OrderedDict
 from typing import Any
 
+from cluster.connections import NatsConnection
 from cluster.logs import get_logger
 from cluster.messaging import subject
 from cluster.settings import Settings
-from gateway.ws_protocol import ProtocolError, control_frame, dumps
+from gateway.ws.protocol import ProtocolError, control_frame, dumps
 
 log = get_logger("ws.bookings")
 SEEN_MAX = 10_000  # message ids remembered for de-duplication
@@ -29,39 +30,38 @@ class BookingFeed:
         self.by_tenant: dict[str, dict[Any, set[str]]] = {}  # tenant -> client -> subscription ids
         self.seen: OrderedDict[str, None] = OrderedDict()
         self.delivered = 0
-        self._nc: Any = None
+        self.nats = NatsConnection(settings, "gpubroker-ws-bookings")
+        self.subscribed = False
         self._task: asyncio.Task | None = None
 
     async def start(self) -> "BookingFeed":
-        self._task = asyncio.get_running_loop().create_task(self._connect())
+        self.nats.start()
+        self._task = asyncio.get_running_loop().create_task(self._subscribe())
         return self
 
-    async def _connect(self) -> None:
-        import nats
-
-        while self._nc is None:
+    async def _subscribe(self) -> None:
+        """Subscribe once connected (NATS down at start: price streaming is unaffected meanwhile); the
+        client re-establishes the subscription itself after a reconnect."""
+        await self.nats.connected.wait()
+        while True:
             try:
-                nc = await nats.connect(servers=self.settings.nats_url.split(","), max_reconnect_attempts=-1,
-                                        reconnect_time_wait=0.5, connect_timeout=2, name="gpubroker-ws-bookings")
-                await nc.subscribe(subject(self.settings, "bookings") + ".>", cb=self._on_msg)
-                await nc.flush()
-                self._nc = nc
-            except Exception as exc:  # NATS down at start: keep trying; price streaming is unaffected
+                await self.nats.nc.subscribe(subject(self.settings, "bookings") + ".>", cb=self._on_msg)
+                await self.nats.nc.flush()
+                self.subscribed = True
+                return
+            except Exception as exc:  # disconnected again between connect and subscribe
                 log.warning("booking events not followed yet", extra={"error": str(exc)[:200]})
                 await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-        if self._nc is not None:
-            try:
-                await self._nc.close()
-            except Exception:
-                pass
+        await self.nats.close()
 
     @property
     def connected(self) -> bool:
-        return self._nc is not None and self._nc.is_connected
+        nc = self.nats.nc
+        return self.subscribed and nc is not None and nc.is_connected
 
     def count(self, client: Any) -> int:
         return len(self.by_tenant.get(client.tenant_id, {}).get(client, ()))

@@ -51,3 +51,4 @@ class SecretBox:
     def open(self, token: str, aad: str) -> str:
         raw = base64.urlsafe_b64decode(token)
         return self._aead.decrypt(raw[:12], raw[12:], aad.encode()).decode()
+

@@ -15,9 +15,10 @@ from typing import Any
 import asyncpg
 
 from cluster.audit import append_audit
+from cluster.repositories import auth_sessions as repo
 from cluster.settings import Settings
 from domain.audit import now_utc
-from gateway.live_sessions import publish_session, revoke
+from gateway.auth.live_sessions import publish_session, revoke
 
 
 def sha256_hex(value: str) -> str:
@@ -31,14 +32,10 @@ class InvalidRefresh(Exception):
 async def create_session(conn: asyncpg.Connection, settings: Settings, user: Any, ip: str | None,
                          ua: str | None) -> tuple[str, str]:
     """Insert a session and its first refresh token (inside the caller's transaction)."""
-    now = now_utc()
-    exp = now + timedelta(seconds=settings.refresh_token_ttl_s)
-    sid = await conn.fetchval(
-        "INSERT INTO auth_sessions (user_id, tenant_id, expires_at, ip, user_agent) VALUES ($1, $2, $3, $4, $5) "
-        "RETURNING id", user["id"], user["tenant_id"], exp, ip, (ua or "")[:200] or None)
+    exp = now_utc() + timedelta(seconds=settings.refresh_token_ttl_s)
+    sid = await repo.create(conn, user["id"], user["tenant_id"], exp, ip, (ua or "")[:200] or None)
     token = secrets.token_urlsafe(32)
-    await conn.execute("INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)",
-                       sha256_hex(token), sid, exp)
+    await repo.add_refresh_token(conn, sha256_hex(token), sid, exp)
     return str(sid), token
 
 
@@ -49,18 +46,13 @@ async def rotate(pool: asyncpg.Pool, redis, settings: Settings, token: str, ip: 
     replayed: asyncpg.Record | None = None
     async with pool.acquire() as conn:
         async with conn.transaction():
-            row = await conn.fetchrow(
-                """SELECT t.used_at, t.expires_at, s.id AS sid, s.revoked_at, s.expires_at AS s_exp,
-                          u.id, u.tenant_id, u.role, u.deleted_at
-                   FROM refresh_tokens t JOIN auth_sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id
-                   WHERE t.token_hash = $1 FOR UPDATE OF t, s""", h)
+            row = await repo.refresh_token_for_update(conn, h)
             now = now_utc()
             if row is None:
                 raise InvalidRefresh()
             if row["used_at"] is not None:
                 if row["revoked_at"] is None:
-                    await conn.execute("UPDATE auth_sessions SET revoked_at = $2, revoke_reason = 'refresh_reuse' "
-                                       "WHERE id = $1", row["sid"], now)
+                    await repo.revoke_for_reuse(conn, row["sid"], now)
                     await append_audit(conn, row["tenant_id"], row["id"], "auth.refresh_reuse", "session",
                                        row["sid"], ip=ip, user_agent=ua,
                                        details={"outcome": "family_revoked"})
@@ -70,10 +62,7 @@ async def rotate(pool: asyncpg.Pool, redis, settings: Settings, token: str, ip: 
                 raise InvalidRefresh()
             else:
                 successor = secrets.token_urlsafe(32)
-                await conn.execute("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1", h, now)
-                await conn.execute("INSERT INTO refresh_tokens (token_hash, session_id, expires_at) "
-                                   "VALUES ($1, $2, $3)", sha256_hex(successor), row["sid"], row["s_exp"])
-                await conn.execute("UPDATE auth_sessions SET last_used_at = $2 WHERE id = $1", row["sid"], now)
+                await repo.rotate_refresh_token(conn, h, sha256_hex(successor), row["sid"], row["s_exp"], now)
     if replayed is not None:
         await revoke(redis, settings, [str(replayed["sid"])])
         raise InvalidRefresh()
@@ -87,11 +76,7 @@ async def revoke_sessions(conn: asyncpg.Connection, *, reason: str, session_id: 
                           user_id: Any = None, tenant_id: Any = None) -> list[str]:
     """Revoke one session, a user's sessions or a tenant's sessions (in the caller's transaction).
     Returns the revoked ids; the caller then calls `live_sessions.revoke` with them after commit."""
-    rows = await conn.fetch(
-        """UPDATE auth_sessions SET revoked_at = now(), revoke_reason = $4
-           WHERE revoked_at IS NULL AND (id = $1::uuid OR user_id = $2::uuid OR tenant_id = $3::uuid) RETURNING id""",
-        session_id, user_id, tenant_id, reason)
-    return [str(r["id"]) for r in rows]
+    return await repo.revoke(conn, reason=reason, session_id=session_id, user_id=user_id, tenant_id=tenant_id)
 
 
 # --- MFA challenge between the two login steps (Redis, short-lived, bounded attempts) ---

@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import Any
 
+from cluster.repositories.directory import PlanLookup
 from cluster.settings import Settings
 
 _ACQUIRE = """
@@ -34,14 +35,15 @@ class TenantUnknown(Exception):
 
 
 class ConnectionLimiter:
-    """Acquire/release one connection slot for a tenant; limits read from PostgreSQL, cached briefly."""
+    """Acquire/release one connection slot for a tenant; limits from `plans` (the tenant's plan in
+    PostgreSQL, `cluster.repositories.directory.tenant_plan`), cached briefly."""
 
     ALIVE_TTL_S = 30
 
-    def __init__(self, settings: Settings, redis: Any, pg: Any, cache_s: float = 30.0):
+    def __init__(self, settings: Settings, redis: Any, plans: PlanLookup, cache_s: float = 30.0):
         self.settings = settings
         self.redis = redis
-        self.pg = pg
+        self.plans = plans
         self.cache_s = cache_s
         self.instance = uuid.uuid4().hex[:12]
         self._limits: dict[str, tuple[int, float]] = {}
@@ -61,15 +63,11 @@ class ConnectionLimiter:
         now = time.monotonic()
         if hit and now - hit[1] < self.cache_s:
             return hit[0]
-        try:
-            tid = uuid.UUID(tenant_id)
-        except ValueError:
-            raise TenantUnknown(tenant_id) from None
-        row = await self.pg.fetchrow("SELECT ws_limit FROM tenants WHERE id = $1 AND deleted_at IS NULL", tid)
-        if row is None:
+        plan = await self.plans(tenant_id)
+        if plan is None:
             raise TenantUnknown(tenant_id)
-        self._limits[tenant_id] = (int(row["ws_limit"]), now)
-        return int(row["ws_limit"])
+        self._limits[tenant_id] = (plan.ws_limit, now)
+        return plan.ws_limit
 
     async def acquire(self, tenant_id: str) -> int | None:
         """Take a slot: returns the tenant's connection count including this one, or None when at the limit."""

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cluster.dependencies import RETRY_AFTER_S, dependency_down
 from cluster.logs import get_logger, span_id_var, trace_id_var
-from gateway.metrics import HTTP_ERRORS, HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS
+from gateway.http.metrics import HTTP_ERRORS, HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS
 
 log = get_logger("http")
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")

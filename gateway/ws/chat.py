@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, Callable
 from websockets.exceptions import ConnectionClosed
 
 from cluster.logs import get_logger
-from gateway.ws_protocol import ChatMsg, ProtocolError, dumps, error_obj
+from gateway.ws.protocol import ChatMsg, ProtocolError, dumps, error_obj
 
 log = get_logger("ws.chat")
 MAX_CHATS = 2
