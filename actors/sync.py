@@ -40,11 +40,14 @@ class SyncOutcome:
                 "stats": self.stats.as_dict() if self.stats else None}
 
 
-async def sync_provider(adapter: Adapter, sink: Any, *, live: bool) -> SyncOutcome:
-    """Sync one provider; never raises for a provider-side failure (it becomes health)."""
+async def sync_provider(adapter: Adapter, sink: Any, *, live: bool,
+                        parsed: tuple[list, dict[str, int]] | None = None, note: str | None = None) -> SyncOutcome:
+    """Sync one provider; never raises for a provider-side failure (it becomes health). Offline, `parsed`
+    (offers, rejected by reason) is the snapshot already parsed elsewhere (the catalog load parses every
+    provider's in one Ray Data job); `note` goes into the health details."""
     name = adapter.NAME
     await sink.ensure_provider(name, adapter.DISPLAY, adapter.API_ENDPOINT)
-    status, source, error, note, raw, failed = "ok", "snapshot", None, None, None, False
+    status, source, error, raw, failed = "ok", "snapshot", None, None, False
     t0 = time.perf_counter()
     if live:
         try:
@@ -66,14 +69,17 @@ async def sync_provider(adapter: Adapter, sink: Any, *, live: bool) -> SyncOutco
             return SyncOutcome(name, status, "live", error, latency_ms, None)
         error = f"{error}; serving the bundled snapshot"
     try:
-        if raw is None:
-            t1 = time.perf_counter()
-            raw = await asyncio.to_thread(adapter.load_snapshot)
-            if not live:
-                latency_ms = (time.perf_counter() - t1) * 1000
-        result = await asyncio.to_thread(adapter.parse, raw)
-        stats = await sink.ingest(name, result.offers, rejected=result.reject_counts(), full=True,
-                                  display=adapter.DISPLAY)
+        if parsed is not None and raw is None:
+            offers, rejected = parsed
+        else:
+            if raw is None:
+                t1 = time.perf_counter()
+                raw = await asyncio.to_thread(adapter.load_snapshot)
+                if not live:
+                    latency_ms = (time.perf_counter() - t1) * 1000
+            result = await asyncio.to_thread(adapter.parse, raw)
+            offers, rejected = result.offers, result.reject_counts()
+        stats = await sink.ingest(name, offers, rejected=rejected, full=True, display=adapter.DISPLAY)
     except Exception as exc:  # storage or snapshot failure: the provider is down, the others go on
         log.warning("sync failed", extra={"provider": name, "error": str(exc)[:300]})
         error = f"{type(exc).__name__}: {exc}"[:500]

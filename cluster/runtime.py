@@ -18,6 +18,7 @@ from cluster.connections import NatsConnection, redis_client
 from cluster.db import create_pool
 from cluster.dependencies import DependencyUnavailable, dependency_down
 from cluster.logs import get_logger
+from cluster.repositories import liveness
 from cluster.settings import Settings
 
 log = get_logger("runtime")
@@ -93,7 +94,7 @@ class Runtime:
         pool = await self.get_pg()
         t = self.settings.readiness_timeout_s
         async with pool.acquire(timeout=t) as conn:
-            await conn.fetchval("SELECT 1", timeout=t)
+            await liveness.ping(conn, t)
 
     async def _check_redis(self) -> None:
         assert self.redis is not None, "redis client not started"

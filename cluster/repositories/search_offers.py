@@ -1,4 +1,4 @@
-"""PostgreSQL reads behind marketplace search: offer rows in `domain.offer_index.COLUMNS` order, health, history."""
+"""The search read model: offer rows in `domain.offer_index.COLUMNS` order, one offer's extras and history."""
 from __future__ import annotations
 
 from typing import Any
@@ -39,13 +39,6 @@ async def load_changed_since(pool: asyncpg.Pool, since_us: int) -> tuple[list[tu
                 " OR o.last_seen_at >= to_timestamp($1::float8 / 1e6)", float(since_us))
             total = await conn.fetchval("SELECT count(*) FROM offers")
     return _tuples(rows), int(total)
-
-
-async def provider_health(pool: asyncpg.Pool) -> dict[str, dict[str, Any]]:
-    rows = await pool.fetch(
-        "SELECT provider_id, status, (extract(epoch FROM last_sync_ts) * 1000000)::int8 AS last_sync_us, last_error"
-        " FROM provider_health")
-    return {r["provider_id"]: dict(r) for r in rows}
 
 
 async def price_history(pool: asyncpg.Pool, offer_id: str, limit: int) -> list[dict[str, Any]]:
