@@ -29,7 +29,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from actors import metrics
 from cluster.logs import get_logger
-from cluster.messaging import subject
+from cluster.messaging import jetstream_connection, subject
 from cluster.repositories import offers as offers_repo
 from cluster.repositories import outbox
 from cluster.repositories import providers as providers_repo
@@ -251,7 +251,7 @@ class Ingestor:
             try:
                 if attach_js is not None:
                     await attach_js()
-                if self.js is None or not self.js._nc.is_connected:
+                if self.js is None or not jetstream_connection(self.js).is_connected:
                     continue
                 while (n := await self.relay_outbox(older_than_s=0.0 if woken else RELAY_MIN_AGE_S)) > 0:
                     log.info("outbox relayed", extra={"messages": n})
@@ -276,7 +276,8 @@ async def publish_all(js: Any, msgs: list[tuple[str, str, str]], fence_after: in
     re-publish (outbox relay) harmless. While NATS is disconnected nothing is buffered: it raises at once
     and the messages wait in the outbox.
     """
-    if not js._nc.is_connected:
+    nc = jetstream_connection(js)
+    if not nc.is_connected:
         from cluster.dependencies import DependencyUnavailable
 
         raise DependencyUnavailable("nats", "not connected")
@@ -284,7 +285,6 @@ async def publish_all(js: Any, msgs: list[tuple[str, str, str]], fence_after: in
         futs = [await js.publish_async(s, p.encode(), headers={"Nats-Msg-Id": m}) for s, m, p in msgs]
         await asyncio.wait_for(asyncio.gather(*futs), PUBLISH_TIMEOUT_S)
         return
-    nc = js._nc
     for s, m, p in msgs[:-1]:
         await nc.publish(s, p.encode(), headers={"Nats-Msg-Id": m})
     s, m, p = msgs[-1]
