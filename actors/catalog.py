@@ -12,7 +12,7 @@ import asyncio
 import time
 from typing import Any, Callable
 
-from actors.sync import sync_provider
+from actors.sync import OfferSink, sync_provider
 from adapters import gcp
 from cluster.repositories import offers as offers_repo
 
@@ -47,7 +47,7 @@ def parse_all(names: list[str], use_ray: bool) -> dict[str, tuple[list, dict[str
     return {n: parse_snapshot(n) for n in names}
 
 
-async def load_catalog(ingestor: Any, names: list[str] | None = None, *, use_ray: bool = False,
+async def load_catalog(ingestor: OfferSink, names: list[str] | None = None, *, use_ray: bool = False,
                        echo: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Ingest the bundled snapshot of every provider that has no offers yet. Returns counts."""
     from adapters import registry

@@ -1,7 +1,7 @@
 """One provider sync: fetch (live, or the bundled snapshot) -> parse -> ingest -> provider health.
 
-Plain async code shared by the ProviderAdapter actors and `gpubroker sync`; `sink` is an `Ingestor`
-(or the IngestWorker actor behind a proxy with the same methods). Health rules (FR-PROV-4):
+Plain async code shared by the ProviderAdapter actors, `gpubroker sync` and the bundled catalog load;
+`sink` is an `OfferSink`: an `Ingestor`, or the IngestWorker actor behind a proxy with the same methods. Health rules (FR-PROV-4):
 - live data stored                      -> ok, source 'live'
 - snapshot by configuration (offline)   -> ok, source 'snapshot' (details say which recording)
 - adapter without a live path           -> ok, source 'snapshot', details.note says why
@@ -16,13 +16,32 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Protocol
 
 from actors.pipeline import SyncStats
 from adapters.base import Adapter, AdapterError, CredentialsMissing, LiveUnsupported
 from cluster.logs import get_logger
 
 log = get_logger("sync")
+
+
+class OfferSink(Protocol):
+    """Where a sync stores a provider's offers and health (`actors.pipeline.Ingestor`)."""
+
+    async def ensure_provider(self, provider: str, name: str, endpoint: str | None = None) -> None:
+        """Create or rename the provider row."""
+
+    async def has_offers(self, provider: str) -> bool:
+        """Whether any offer of the provider is stored."""
+
+    async def ingest(self, provider: str, offers: Iterable[Any], *, full: bool = True,
+                     rejected: dict[str, int] | None = None, display: str | None = None) -> SyncStats:
+        """Store one sync's offers (a full sync marks the offers not seen 'down') and emit the deltas."""
+
+    async def record_health(self, provider: str, status: str, *, last_error: str | None,
+                            latency_ms: float | None, source: str | None, details: dict[str, Any],
+                            synced: bool) -> None:
+        """Record the provider's health after a sync (or a failed one: `synced` False)."""
 
 
 @dataclass
@@ -40,7 +59,7 @@ class SyncOutcome:
                 "stats": self.stats.as_dict() if self.stats else None}
 
 
-async def sync_provider(adapter: Adapter, sink: Any, *, live: bool,
+async def sync_provider(adapter: Adapter, sink: OfferSink, *, live: bool,
                         parsed: tuple[list, dict[str, int]] | None = None, note: str | None = None) -> SyncOutcome:
     """Sync one provider; never raises for a provider-side failure (it becomes health). Offline, `parsed`
     (offers, rejected by reason) is the snapshot already parsed elsewhere (the catalog load parses every
