@@ -43,7 +43,7 @@ async def create_operator(settings: Settings, email: str, password: str, reset_p
                                    details={"role": "admin", "via": "operator-cli"})
                 state = "created"
             elif reset_password:
-                await user_accounts.set_password_hash(conn, user["id"], pw_hash, make_admin=True)
+                await user_accounts.reset_to_admin(conn, user["id"], pw_hash)
                 await append_audit(conn, tenant["id"], user["id"], "user.password_reset", "user", user["id"],
                                    details={"via": "operator-cli"})
                 state = "password reset"

@@ -5,6 +5,8 @@ from typing import Any
 
 import asyncpg
 
+from cluster.repositories import price_history as price_history_repo
+
 _SELECT = """
 SELECT o.id::text, o.provider_id, o.external_id, o.name, o.gpu_type, o.gpu_count, o.gpu_memory_gb, o.vcpu,
        o.memory_gb, o.storage_gb, o.price_per_hour::float8, o.price_per_gpu_hour::float8, o.currency::text,
@@ -42,9 +44,8 @@ async def load_changed_since(pool: asyncpg.Pool, since_us: int) -> tuple[list[tu
 
 
 async def price_history(pool: asyncpg.Pool, offer_id: str, limit: int) -> list[dict[str, Any]]:
-    rows = await pool.fetch(
-        "SELECT price_per_hour::float8 AS price_per_hour, availability, recorded_at FROM price_history"
-        " WHERE offer_id = $1::uuid ORDER BY recorded_at DESC, id DESC LIMIT $2", offer_id, limit)
+    """The offer's newest `limit` history points, as an item's detail shows them."""
+    rows = await price_history_repo.offer_points(pool, offer_id, None, None, None, limit)
     return [{"price_per_hour": r["price_per_hour"], "availability": r["availability"],
              "recorded_at": r["recorded_at"].isoformat().replace("+00:00", "Z")} for r in rows]
 

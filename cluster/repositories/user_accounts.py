@@ -57,13 +57,15 @@ async def profile(pool: asyncpg.Pool, user_id: UUID) -> asyncpg.Record | None:
     return await pool.fetchrow(f"SELECT {PROFILE_COLUMNS} FROM users WHERE id = $1", user_id)
 
 
-async def set_password_hash(db: asyncpg.Pool | asyncpg.Connection, user_id: UUID, password_hash: str,
-                            make_admin: bool = False) -> None:
-    if make_admin:
-        await db.execute("UPDATE users SET password_hash = $2, role = 'admin', updated_at = now() WHERE id = $1",
-                         user_id, password_hash)
-    else:
-        await db.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash)
+async def set_password_hash(pool: asyncpg.Pool, user_id: UUID, password_hash: str) -> None:
+    """Store a rehash of the same password (stronger argon2 costs); nothing about the account changes."""
+    await pool.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash)
+
+
+async def reset_to_admin(conn: asyncpg.Connection, user_id: UUID, password_hash: str) -> None:
+    """A new password and the admin role (the operator CLI restoring a platform operator)."""
+    await conn.execute("UPDATE users SET password_hash = $2, role = 'admin', updated_at = now() WHERE id = $1",
+                       user_id, password_hash)
 
 
 async def lock_member(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID) -> asyncpg.Record | None:
