@@ -32,9 +32,8 @@ def _s(v: Any) -> str | None:
 async def append_audit(conn: asyncpg.Connection, tenant_id: Any, user_id: Any, action: str,
                        target_type: str | None = None, target_id: Any = None, *, ip: str | None = None,
                        user_agent: str | None = None, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Append one entry to `tenant_id`'s chain. Must run inside the transaction of the change it records."""
-    if not conn.is_in_transaction():
-        raise RuntimeError("append_audit must run inside the transaction of the change it records")
+    """Append one entry to `tenant_id`'s chain. Must run inside the transaction of the change it records
+    (the repository refuses otherwise, before writing anything)."""
     tenant = _s(tenant_id)
     chain = tenant or ""
     prev = await audit_repo.lock_chain_head(conn, chain)

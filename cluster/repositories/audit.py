@@ -7,16 +7,20 @@ from typing import Any
 
 import asyncpg
 
-from cluster.repositories import require_transaction
 
 COLUMNS = "id, tenant_id, user_id, action, target_type, target_id, ts, ip, user_agent, details, hash_prev, hash_curr"
+
+
+def _inside_the_change(conn: asyncpg.Connection) -> None:
+    if not conn.is_in_transaction():
+        raise RuntimeError("an audit entry must be appended inside the transaction of the change it records")
 
 
 async def lock_chain_head(conn: asyncpg.Connection, chain: str) -> str | None:
     """Lock the chain's head row until the transaction ends (creating it for a new chain) and return the
     last entry's hash (None for an empty chain). DO UPDATE, unlike a plain SELECT, acts on the newest
     committed version or raises a serialization error, never on the snapshot's."""
-    require_transaction(conn, "append_audit")
+    _inside_the_change(conn)
     return await conn.fetchval(
         "INSERT INTO audit_chain_heads (chain) VALUES ($1) ON CONFLICT (chain) DO UPDATE SET chain = EXCLUDED.chain "
         "RETURNING hash_curr", chain)
@@ -24,7 +28,7 @@ async def lock_chain_head(conn: asyncpg.Connection, chain: str) -> str | None:
 
 async def insert_entry(conn: asyncpg.Connection, chain: str, entry: dict[str, Any]) -> int:
     """Store one entry and make it the chain's head (the head must be locked by `lock_chain_head`)."""
-    require_transaction(conn, "append_audit")
+    _inside_the_change(conn)
     entry_id = await conn.fetchval(
         """INSERT INTO audit_log (tenant_id, user_id, action, target_type, target_id, ts, ip, user_agent, details,
                                   hash_prev, hash_curr)
