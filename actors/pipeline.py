@@ -5,8 +5,8 @@ and the benchmark all use it. One `ingest()` call is one sync of one provider:
 
 1. validate: records that cannot be stored are counted by reason (never silently dropped, never fatal);
 2. one transaction, under the provider's advisory lock: COPY into a temp staging table, then one statement
-   (`cluster.repositories.offers.upsert_staged`) that inserts the new offers, updates the changed ones (returning the old price),
-   appends price_history rows only where price or availability changed; on a
+   (`cluster.repositories.offers.upsert_staged`) that inserts the new offers, updates the changed ones
+   (returning the old price), appends price_history rows only where price or availability changed; on a
    full sync the offers not seen marked availability 'down' (with their history row), and the deltas'
    events as outbox rows of up to OUTBOX_BATCH messages each (same transaction: an event is never lost);
 3. after commit: INCR the Redis catalog generation (caches purge) when anything changed, publish one

@@ -1,7 +1,8 @@
 """One provider sync: fetch (live, or the bundled snapshot) -> parse -> ingest -> provider health.
 
 Plain async code shared by the ProviderAdapter actors, `gpubroker sync` and the bundled catalog load;
-`sink` is an `OfferSink`: an `Ingestor`, or the IngestWorker actor behind a proxy with the same methods. Health rules (FR-PROV-4):
+`sink` is an `OfferSink`: an `Ingestor`, or the IngestWorker actor behind a proxy with the same methods.
+Health rules (FR-PROV-4):
 - live data stored                      -> ok, source 'live'
 - snapshot by configuration (offline)   -> ok, source 'snapshot' (details say which recording)
 - adapter without a live path           -> ok, source 'snapshot', details.note says why
