@@ -15,6 +15,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from cluster.connections import NatsConnection, PostgresPool, redis_client
+from cluster.repositories import liveness
 from cluster.settings import Settings
 
 
@@ -88,7 +89,7 @@ class Runtime:
         pool = await self.get_pg()
         t = self.settings.readiness_timeout_s
         async with pool.acquire(timeout=t) as conn:
-            await conn.fetchval("SELECT 1", timeout=t)
+            await liveness.ping(conn, t)
 
     async def _check_redis(self) -> None:
         assert self.redis is not None, "redis client not started"

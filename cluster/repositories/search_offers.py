@@ -1,9 +1,11 @@
-"""PostgreSQL reads behind marketplace search: offer rows in `domain.offer_index.COLUMNS` order, health, history."""
+"""The search read model: offer rows in `domain.offer_index.COLUMNS` order, one offer's extras and history."""
 from __future__ import annotations
 
 from typing import Any
 
 import asyncpg
+
+from cluster.repositories import price_history as price_history_repo
 
 _SELECT = """
 SELECT o.id::text, o.provider_id, o.external_id, o.name, o.gpu_type, o.gpu_count, o.gpu_memory_gb, o.vcpu,
@@ -41,17 +43,9 @@ async def load_changed_since(pool: asyncpg.Pool, since_us: int) -> tuple[list[tu
     return _tuples(rows), int(total)
 
 
-async def provider_health(pool: asyncpg.Pool) -> dict[str, dict[str, Any]]:
-    rows = await pool.fetch(
-        "SELECT provider_id, status, (extract(epoch FROM last_sync_ts) * 1000000)::int8 AS last_sync_us, last_error"
-        " FROM provider_health")
-    return {r["provider_id"]: dict(r) for r in rows}
-
-
 async def price_history(pool: asyncpg.Pool, offer_id: str, limit: int) -> list[dict[str, Any]]:
-    rows = await pool.fetch(
-        "SELECT price_per_hour::float8 AS price_per_hour, availability, recorded_at FROM price_history"
-        " WHERE offer_id = $1::uuid ORDER BY recorded_at DESC, id DESC LIMIT $2", offer_id, limit)
+    """The offer's newest `limit` history points, as an item's detail shows them."""
+    rows = await price_history_repo.offer_points(pool, offer_id, None, None, None, limit)
     return [{"price_per_hour": r["price_per_hour"], "availability": r["availability"],
              "recorded_at": r["recorded_at"].isoformat().replace("+00:00", "Z")} for r in rows]
 
