@@ -164,6 +164,7 @@ class PriceUpdate(_Model):
     new_price: Decimal
     availability: Availability
     ts: datetime = Field(default_factory=utcnow)
+    gpu_count: float | None = Field(None, description="GPUs per instance (stream filters on gpu_count read it)")
 
 
 class Booking(_Model):
