@@ -16,7 +16,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       model_validator)
 
 from domain.geo import is_region
-from domain.models import Availability, Pricing
+from domain.models import Availability, Pricing, ProviderOffer
 from domain.pagination import CURSOR_DESCRIPTION, CURSOR_PATTERN, CursorError, decode_cursor, encode_cursor
 
 MAX_PAGE_SIZE = 100
@@ -24,10 +24,8 @@ EXPORT_MAX_ROWS = 10_000
 CONTINENTS = ("AF", "AN", "AS", "EU", "NA", "OC", "SA")
 # Parameters that may be repeated (`?gpu_type=H100&gpu_type=A100`) or comma-separated (`?gpu_type=H100,A100`).
 MULTI = ("gpu_type", "provider", "region", "country", "continent", "pricing", "availability", "tags")
-# The fields of one search item (ProviderOffer), in output order; CSV export uses the same columns.
-ITEM_FIELDS = ("id", "provider", "name", "gpu_type", "gpu_count", "gpu_memory_gb", "vcpu", "memory_gb",
-               "storage_gb", "price_per_hour", "price_per_gpu_hour", "currency", "pricing", "region", "country",
-               "continent", "availability", "tags", "last_updated")
+# The fields of one search item, in output order: `ProviderOffer`'s (CSV export uses the same columns).
+ITEM_FIELDS = tuple(ProviderOffer.model_fields)
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9 ._+/:()\-]{0,127}$"
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
