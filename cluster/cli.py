@@ -20,19 +20,19 @@ from cluster.settings import Settings, SettingsError, load_settings
 EXTENSIONS: list[str] = [
     "cluster.audit_cli:register",
     "cluster.operator_cli:register",
-    "actors.cli:register",  # sync, replay (issue 3)
-    "cluster.billing_cli:register",  # billing invoices, billing fx-rate (issue 13)
-    "actors.forecast_cli:register",  # forecast train|eval|plot (issue 14)
+    "actors.cli:register",  # sync, replay
+    "cluster.billing_cli:register",  # billing invoices, billing fx-rate
+    "actors.forecast_cli:register",  # forecast train|eval|plot
     "gpubroker.cli:register",  # search, watch: client commands through the SDK (no server settings)
 ]
 CLIENT_COMMANDS = {"search", "watch"}
 # Steps `gpubroker up` runs after Serve is up (starting the gateway, loading the catalog, ...):
 # each "module:function" is called with (settings, echo) and must be idempotent.
 UP_STEPS: list[str] = [
-    "actors.cli:up_step",  # bundled catalog, GCP history backfill, provider adapter actors (issue 3)
+    "actors.cli:up_step",  # bundled catalog, GCP history backfill, provider adapter actors
     "actors.ws_gateway:start_ws_gateway",
-    "actors.booking_handles:up_step",  # booking hosts rebuild live bookings from PostgreSQL (issue 13)
-    "actors.forecast_cli:up_step",  # forecast training schedule (issue 14)
+    "actors.booking_handles:up_step",  # booking hosts rebuild live bookings from PostgreSQL
+    "actors.forecast_cli:up_step",  # forecast training schedule
 ]
 
 
