@@ -195,8 +195,10 @@ def _collect(raw: bytes | str) -> dict[str, Any]:
         raw = raw.decode("latin-1")
     data: dict[str, Any] = {}
     for key, value in parse_qsl(raw, keep_blank_values=True):
-        if key in MULTI:
+        if key == "region":
             data.setdefault(key, []).extend(list_items(key, value))
+        elif key in MULTI:
+            data.setdefault(key, []).extend(p.strip() for p in value.split(",") if p.strip())
         elif key in data:
             raise QueryError([{"field": key, "message": "given more than once"}])
         else:
