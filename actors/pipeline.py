@@ -75,12 +75,14 @@ class SyncStats:
 
 
 def price_update_json(offer_id: str, external_id: str, provider: str, gpu_type: str, region: str, pricing: str,
-                      old_price: Decimal | None, new_price: Decimal, availability: str, ts_json: str) -> str:
+                      old_price: Decimal | None, new_price: Decimal, availability: str, ts_json: str,
+                      gpu_count: float | None = None) -> str:
     """`PriceUpdate(...).model_dump_json()`, byte for byte (a test holds it to that), ~10x faster."""
     old = "null" if old_price is None else f'"{old_price}"'
+    count = "null" if gpu_count is None else repr(float(gpu_count))
     return (f'{{"version":1,"offer_id":"{offer_id}","external_id":{_enc(external_id)},"provider":{_enc(provider)},'
             f'"gpu_type":{_enc(gpu_type)},"region":{_enc(region)},"pricing":"{pricing}","old_price":{old},'
-            f'"new_price":"{new_price}","availability":"{availability}","ts":{ts_json}}}')
+            f'"new_price":"{new_price}","availability":"{availability}","ts":{ts_json},"gpu_count":{count}}}')
 
 
 def validate(provider: str, offers: Iterable[Offer | dict], rejected: dict[str, int]) -> list[Offer]:
@@ -192,7 +194,7 @@ class Ingestor:
                             f"{self.msg_prefix}{r['hid']}",
                             price_update_json(str(r["id"]), r["external_id"], provider, r["gpu_type"], r["region"],
                                               r["pricing"], r["old_price"], r["new_price"], r["availability"],
-                                              ts_json),
+                                              ts_json, r["gpu_count"]),
                         ))
                 stats.unchanged = stats.received - stats.inserted - stats.updated
                 lap("events")

@@ -16,10 +16,11 @@ from pydantic import Field
 
 from cluster.audit import append_audit, list_audit, verify_audit
 from cluster.repositories import directory, tenant_accounts, user_accounts
-from domain.api import AuditPage, AuditVerification, RoleAssigned, TenantList, TenantOut, UserList, UserOut
-from gateway.auth.passwords import check_password, hash_password
+from domain.api import (AuditPage, AuditVerification, RoleAssigned, TenantIn, TenantList, TenantOut, TenantPatch,
+                        UserList, UserOut)
 from domain.inputs import BIGINT_MAX, EMAIL_PATTERN, RequestModel
-from domain.models import Plan, Role
+from gateway.auth.passwords import check_password, hash_password
+from domain.models import Role
 from domain.pagination import CURSOR_DESCRIPTION, CURSOR_PATTERN, CursorError, decode_cursor, encode_cursor
 from domain.permissions import P
 from gateway.auth import live_sessions, sessions
@@ -32,26 +33,6 @@ PLAN_FIELDS = ("plan", "rate_limit_rps", "burst", "seats", "ws_limit")
 
 class _In(RequestModel):
     pass
-
-
-class TenantIn(_In):
-    name: str = Field(min_length=1, max_length=200)
-    plan: Plan = Plan.free
-    rate_limit_rps: float = Field(100.0, gt=0, le=100000)
-    burst: int = Field(200, ge=1, le=1000000)
-    seats: int = Field(5, ge=1, le=100000)
-    ws_limit: int = Field(10, ge=0, le=100000)
-    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
-
-
-class TenantPatch(_In):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    plan: Plan | None = None
-    rate_limit_rps: float | None = Field(None, gt=0, le=100000)
-    burst: int | None = Field(None, ge=1, le=1000000)
-    seats: int | None = Field(None, ge=1, le=100000)
-    ws_limit: int | None = Field(None, ge=0, le=100000)
-    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
 
 
 class UserIn(_In):

@@ -51,12 +51,12 @@ WITH cand AS (
 ), ins AS (
     INSERT INTO offers (provider_id, external_id, {", ".join(_CONTENT)}, last_seen_at, updated_at)
     SELECT $1, external_id, {", ".join(_CONTENT[:-1])}, attributes::jsonb, $2, $2 FROM cand WHERE old_id IS NULL
-    RETURNING id, external_id, gpu_type, region, pricing, price_per_hour, availability
+    RETURNING id, external_id, gpu_type, gpu_count, region, pricing, price_per_hour, availability
 ), upd AS (
     UPDATE offers o SET {", ".join(f"{c} = c.{c}" for c in _CONTENT[:-1])}, attributes = c.attributes::jsonb,
         last_seen_at = $2, updated_at = CASE WHEN c.differs THEN $2 ELSE o.updated_at END
     FROM cand c WHERE c.old_id IS NOT NULL AND o.id = c.old_id
-    RETURNING o.id, o.external_id, o.gpu_type, o.region, o.pricing, o.price_per_hour, o.availability,
+    RETURNING o.id, o.external_id, o.gpu_type, o.gpu_count, o.region, o.pricing, o.price_per_hour, o.availability,
               c.old_price, c.old_avail, c.differs
 ), hist AS (
     INSERT INTO price_history (offer_id, price_per_hour, availability, recorded_at)
@@ -66,11 +66,12 @@ WITH cand AS (
     WHERE old_price <> price_per_hour OR old_avail <> availability
     RETURNING id, offer_id
 )
-SELECT 'inserted' AS kind, h.id AS hid, i.id, i.external_id, i.gpu_type, i.region, i.pricing,
+SELECT 'inserted' AS kind, h.id AS hid, i.id, i.external_id, i.gpu_type, i.gpu_count, i.region, i.pricing,
        NULL::numeric AS old_price, i.price_per_hour AS new_price, i.availability
 FROM ins i LEFT JOIN hist h ON h.offer_id = i.id
 UNION ALL
-SELECT 'updated', h.id, u.id, u.external_id, u.gpu_type, u.region, u.pricing, u.old_price, u.price_per_hour,
+SELECT 'updated', h.id, u.id, u.external_id, u.gpu_type, u.gpu_count, u.region, u.pricing, u.old_price,
+       u.price_per_hour,
        u.availability
 FROM upd u LEFT JOIN hist h ON h.offer_id = u.id
 WHERE u.differs
@@ -82,13 +83,14 @@ WITH gone AS (
     UPDATE offers o SET availability = 'down', updated_at = $2
     WHERE o.provider_id = $1 AND o.availability <> 'down'
       AND NOT EXISTS (SELECT 1 FROM _offer_stage s WHERE s.external_id = o.external_id)
-    RETURNING o.id, o.external_id, o.gpu_type, o.region, o.pricing, o.price_per_hour
+    RETURNING o.id, o.external_id, o.gpu_type, o.gpu_count, o.region, o.pricing, o.price_per_hour
 ), hist AS (
     INSERT INTO price_history (offer_id, price_per_hour, availability, recorded_at)
     SELECT id, price_per_hour, 'down', $2 FROM gone
     RETURNING id, offer_id
 )
-SELECT 'down' AS kind, hist.id AS hid, gone.id, gone.external_id, gone.gpu_type, gone.region, gone.pricing,
+SELECT 'down' AS kind, hist.id AS hid, gone.id, gone.external_id, gone.gpu_type, gone.gpu_count, gone.region,
+       gone.pricing,
        gone.price_per_hour AS old_price, gone.price_per_hour AS new_price, 'down' AS availability
 FROM gone JOIN hist ON hist.offer_id = gone.id
 """

@@ -28,7 +28,7 @@ from cluster.logs import get_logger
 from cluster.repositories import directory
 from cluster.repositories.directory import PlanLookup, TenantPlan
 from domain.api_keys import is_api_key
-from domain.ratelimit import TokenBucket, retry_after_header
+from domain.ratelimit import TokenBucket, earned_after_s, retry_after_header
 from gateway.auth.api_keys import cached_tenant
 from gateway.auth.authz import bearer_token, token_service
 from gateway.auth.tokens import TokenError
@@ -59,10 +59,10 @@ class _Segment:
     used: int           # spent so far
     before: float       # bucket level the actor saw before granting
     start: float        # local monotonic time of the grant
-    inv_rate: float
+    rate: float
 
     def next_at(self) -> float:
-        return self.start + max(0.0, (self.used + 1 - self.before) * self.inv_rate)
+        return self.start + earned_after_s(self.used, self.before, self.rate)
 
 
 @dataclass
@@ -80,7 +80,7 @@ class _Lease:
 
     def add(self, grant: dict[str, Any], t0: float) -> None:
         if grant["granted"] > 0:
-            self.segments.append(_Segment(grant["granted"], 0, grant["before"], t0, 1.0 / grant["rate"]))
+            self.segments.append(_Segment(grant["granted"], 0, grant["before"], t0, grant["rate"]))
             self.in_hand += grant["granted"]
         else:
             self.next_lease_at = t0 + grant["wait_s"]

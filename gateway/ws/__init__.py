@@ -8,6 +8,6 @@ connection), `fanout` (groups, batching, bounded queues), `filters` (subscriptio
 connection limits across processes) and `metrics`.
 
 Not here: checking a credential (`gateway.auth.live_sessions`, shared with HTTP), running the server as
-Ray actors (`actors.ws_gateway`), the protocol's close codes (`domain.stream_protocol`), the Python client
+Ray actors (`deployments.ws_gateway`), the protocol's close codes (`domain.stream_protocol`), the Python client
 with reconnects (`gpubroker.stream`, part of the SDK).
 """

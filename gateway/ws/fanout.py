@@ -4,8 +4,9 @@ Cost model (why it looks like this): on a small machine the per-client work domi
 - clients with identical subscriptions share one `Group`; a batch window (`ws_batch_ms`) collects the
   updates a group matches, and each batch becomes ONE WebSocket frame whose bytes are written to every
   member (no per-client JSON or framing);
-- groups are indexed by GPU family, so an update only visits the groups that can match it, and which of
-  those match apart from their price caps is remembered per update shape (GPU, provider, place, pricing):
+- groups are indexed by the GPU models their filters select, so an update only visits the groups that can
+  match it, and which of those match apart from their price caps is remembered per update shape (GPU,
+  provider, place, pricing, GPU count):
   a feed repeats few shapes, so the filters run once per shape and group set, then a float compare each;
 - a client whose socket keeps up gets the frame written synchronously (no task switch); one whose
   transport is paused gets a bounded queue drained by its own task. When that queue is full it is
@@ -215,8 +216,12 @@ class Fanout:
         r = routes.get(view.shape)
         if r is None:
             r = []
-            for gs in (self.by_family.get(view.family), self.any_family):
+            seen: set[Group] = set()
+            for gs in (*(self.by_family.get(k) for k in view.families), self.any_family):
                 for g in gs or ():
+                    if g in seen:
+                        continue
+                    seen.add(g)
                     cap = g.price_cap(view)
                     if cap is not None:
                         r.append((g, cap))

@@ -1,214 +1,100 @@
-"""Subscription filters of the live price stream: validation, GPU-alias and geography matching (pure logic).
+"""Subscription filters of the live price stream: the protocol's filter model and its per-update matching.
 
-A filter matches an update when every field it sets matches; a list field matches any of its values.
-GPU names go through `canonical_gpu` (the project's `domain.gpus` when present), so "H100", "h100-sxm"
-and "H100_80GB_SXM5" select the same family.
+A filter matches an update when every field it sets matches; a list field matches any of its values. Every
+word means what it means to `GET /providers`, decided by the same `domain/` rules: GPU words select through
+`domain.gpu_alias.GpuSelection`, an update's region is placed with `domain.geo.place` (what ingestion stores
+beside each offer), pricing words, country and continent codes and price caps are the field types and rules
+of `domain.search`. tests/test_filter_agreement.py holds both paths to the same offers of the whole bundled
+catalog.
 """
 from __future__ import annotations
 
-import functools
-import re
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from domain.geo import locate
-from domain.gpus import matching_gpus
+from domain.geo import place
+from domain.gpu_alias import GpuSelection, denoted, name_keys
 from domain.models import Pricing
-
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
-
-
-def _fallback_canonical(name: str) -> str:
-    return "-".join(t for t in _NON_ALNUM.split(name.lower()) if t)
-
-
-def _load_canonical() -> Callable[[str], str]:
-    """`domain.gpus.canonical_gpu` when the catalog module exists, else a case/punctuation-insensitive form."""
-    try:
-        from domain.gpus import canonical_gpu  # type: ignore[import-not-found]
-    except Exception:  # the module is optional: the fallback keeps the stream working without it
-        return _fallback_canonical
-
-    def canon(name: str) -> str:
-        try:
-            value = canonical_gpu(name)
-        except Exception:
-            value = None
-        return _fallback_canonical(str(value) if value else name)
-
-    return canon
-
-
-canonical_gpu: Callable[[str], str] = _load_canonical()
-
-
-def gpu_tokens(name: str) -> list[str]:
-    return [t for t in canonical_gpu(name).split("-") if t]
-
-
-def gpu_family(name: str) -> str:
-    """The model token ("h100", "a100", "mi300x"): the index key of the fan-out."""
-    toks = gpu_tokens(name)
-    return toks[0] if toks else ""
-
-
-def gpu_matches(wanted_tokens: tuple[str, ...], gpu_type: str) -> bool:
-    """The first token (the model) must be equal; each further wanted token must start some token of the name.
-
-    "H100" matches every H100 variant; "H100 SXM" matches "H100_80GB_SXM5" but not "H100 PCIe"; "A10" does not
-    match "A100".
-    """
-    return tokens_match(wanted_tokens, tuple(gpu_tokens(gpu_type)))
-
-
-def tokens_match(wanted_tokens: tuple[str, ...], toks: tuple[str, ...]) -> bool:
-    if not toks or not wanted_tokens or toks[0] != wanted_tokens[0]:
-        return False
-    for w in wanted_tokens[1:]:
-        if not any(t.startswith(w) for t in toks[1:]):
-            return False
-    return True
-
-
-# Region -> (country, continent) for the region names providers use; unknown regions have no geography.
-_REGION_PREFIXES: list[tuple[str, str | None, str]] = [
-    ("northamerica-northeast", "CA", "NA"), ("ca-", "CA", "NA"), ("canada", "CA", "NA"),
-    ("us", "US", "NA"), ("northamerica", "US", "NA"), ("southamerica", None, "SA"), ("sa-east", "BR", "SA"),
-    ("brazil", "BR", "SA"), ("europe-west2", "GB", "EU"), ("uk", "GB", "EU"), ("eu-west-2", "GB", "EU"),
-    ("europe-west3", "DE", "EU"), ("eu-central", "DE", "EU"), ("germany", "DE", "EU"), ("europe-west9", "FR", "EU"),
-    ("eu-west-3", "FR", "EU"), ("france", "FR", "EU"), ("europe-west4", "NL", "EU"), ("eu-north", "SE", "EU"),
-    ("norway", "NO", "EU"), ("finland", "FI", "EU"), ("iceland", "IS", "EU"),
-    ("eu", None, "EU"), ("europe", None, "EU"), ("asia-northeast1", "JP", "AS"), ("ap-northeast-1", "JP", "AS"),
-    ("japan", "JP", "AS"), ("ap-northeast-2", "KR", "AS"), ("asia-south", "IN", "AS"), ("ap-south", "IN", "AS"),
-    ("india", "IN", "AS"), ("asia-southeast1", "SG", "AS"), ("ap-southeast-1", "SG", "AS"), ("singapore", "SG", "AS"),
-    ("australia", "AU", "OC"), ("ap-southeast-2", "AU", "OC"), ("asia", None, "AS"), ("ap-", None, "AS"),
-    ("me-", None, "AS"), ("af-", "ZA", "AF"),
-]
-_COUNTRY_CONTINENT = {"US": "NA", "CA": "NA", "MX": "NA", "BR": "SA", "GB": "EU", "DE": "EU", "FR": "EU", "NL": "EU",
-                      "SE": "EU", "NO": "EU", "FI": "EU", "IS": "EU", "ES": "EU", "IT": "EU", "PL": "EU", "JP": "AS",
-                      "KR": "AS", "IN": "AS", "SG": "AS", "AU": "OC", "ZA": "AF"}
-
-
-def region_geo(region: str) -> tuple[str | None, str | None]:
-    """(country, continent) derived from a region name, e.g. "us-east-1" -> ("US", "NA"); unknown -> (None, None)."""
-    r = region.strip().lower()
-    head = re.split(r"[-_ ]", r, maxsplit=1)[0].upper()
-    if len(head) == 2 and head in _COUNTRY_CONTINENT and head not in ("EU",):  # "US-TX", "FR", "NO-1"
-        return head, _COUNTRY_CONTINENT[head]
-    for prefix, country, continent in _REGION_PREFIXES:
-        if r.startswith(prefix):
-            return country, continent
-    return None, None
-
-
-@functools.lru_cache(maxsize=4096)
-def _geo(region: str) -> tuple[str | None, str | None]:
-    """The catalog's own region table (`domain.geo`) first, then the prefix rules above."""
-    try:
-        country, continent = locate(region)
-        if continent:
-            return country, continent
-    except ValueError:
-        pass
-    return region_geo(region)
-
-
-def _fold(name: str) -> str:
-    return _NON_ALNUM.sub("", name.lower())
-
-
-def _str_list(v: Any) -> Any:
-    if isinstance(v, str):
-        return [v]
-    return v
+from domain.search import (Amount, ContinentCode, CountryCode, Name, Price, PricingWord, RegionName, gpu_count_is,
+                           within_price_cap)
 
 
 class PriceFilter(BaseModel):
-    """One subscription's filter (protocol v1). Every field is optional; an empty filter matches everything."""
+    """One subscription's filter (protocol v1). Every field is optional; an empty filter matches everything.
+
+    The fields, their words and bounds are those of the search filters (`domain.search.Filters`); a field
+    also accepts a single string for a one-item list.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    gpu_type: tuple[str, ...] | None = Field(None, max_length=32, description="GPU names or aliases")
-    provider: tuple[str, ...] | None = Field(None, max_length=64)
-    region: tuple[str, ...] | None = Field(None, max_length=64)
-    country: tuple[str, ...] | None = Field(None, max_length=64, description="ISO 3166 alpha-2, from the region")
-    continent: tuple[str, ...] | None = Field(None, max_length=8, description="NA, SA, EU, AS, OC, AF")
-    pricing: tuple[Pricing, ...] | None = Field(None, max_length=3)
-    max_price: Decimal | None = Field(None, gt=0, description="new_price <= max_price (USD/hour)")
+    gpu_type: tuple[Name, ...] | None = Field(None, min_length=1, max_length=20, description="GPU names or aliases")
+    provider: tuple[Name, ...] | None = Field(None, min_length=1, max_length=50, description="provider ids")
+    region: tuple[RegionName, ...] | None = Field(None, min_length=1, max_length=50,
+                                                  description="provider region names")
+    country: tuple[CountryCode, ...] | None = Field(None, min_length=1, max_length=50,
+                                                    description="ISO 3166-1 alpha-2, placed from the region")
+    continent: tuple[ContinentCode, ...] | None = Field(None, min_length=1, max_length=7,
+                                                        description="AF, AN, AS, EU, NA, OC, SA")
+    pricing: tuple[PricingWord, ...] | None = Field(None, min_length=1, max_length=3,
+                                                    description="on_demand, spot or interruptible")
+    max_price: Price | None = Field(None, description="new_price <= max_price (USD/hour, the whole instance)")
+    gpu_count: Amount | None = Field(None, gt=0, description="exact GPUs per instance")
 
     @field_validator("gpu_type", "provider", "region", "country", "continent", "pricing", mode="before")
     @classmethod
     def _listify(cls, v: Any) -> Any:
-        return _str_list(v)
+        return [v] if isinstance(v, str) else v
 
-    @field_validator("gpu_type", "provider", "region", "country", "continent")
+    @field_validator("gpu_type")
     @classmethod
-    def _nonempty(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        if v is not None:
-            if not v or any(not s.strip() or len(s) > 128 for s in v):
-                raise ValueError("must be a non-empty string or list of 1-128 character strings")
+    def _known_gpus(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        unknown = [w for w in v or () if not denoted(w)]
+        if unknown:  # search answers 422 for the same words
+            raise ValueError(f"unknown GPU type {unknown[0]!r}")
         return v
 
     def compiled(self) -> "CompiledFilter":
         return CompiledFilter(self)
 
 
-# GPU names one filter remembers its answer for. The GPU test is the costly one (alias set, then tokens) and
-# depends on the name alone, while a feed carries few distinct names: with 10,000 subscriptions each update
-# visits hundreds of filters of its family, so the answer is looked up, not recomputed (ingest CPU per update
-# 295 -> 123 us in benchmarks/ws_capacity.py).
-_GPU_MEMO_MAX = 256
-
-
 class CompiledFilter:
-    """A PriceFilter prepared for the hot path: lower-cased sets, GPU tokens, a float price cap."""
+    """A PriceFilter prepared for the hot path: the GPU selection, lower-cased sets, a float price cap."""
 
-    __slots__ = ("source", "gpus", "gpu_names", "families", "providers", "regions", "countries", "continents", "pricing",
-                 "max_price", "_gpu_memo")
+    __slots__ = ("source", "gpus", "gpu_models", "gpu_folds", "families", "providers", "regions", "countries",
+                 "continents", "pricing", "max_price", "gpu_count")
 
     def __init__(self, f: PriceFilter):
         self.source = f
-        self.gpus = tuple(tuple(gpu_tokens(g)) for g in f.gpu_type) if f.gpu_type else None
-        # Aliases through the canonical GPU table ("NVIDIA A100-SXM4-80GB", "H100" = every H100 variant);
-        # the token match stays for names the table does not know.
-        canon = [n for g in f.gpu_type for n in matching_gpus(g)] if f.gpu_type else []
-        self.gpu_names = frozenset(_fold(n) for n in canon)
-        self.families = (frozenset(g[0] for g in self.gpus if g) | frozenset(gpu_family(n) for n in canon)) \
-            if self.gpus else None
+        self.gpus = GpuSelection(f.gpu_type) if f.gpu_type else None
+        # `GpuSelection.selects` unrolled on the update's precomputed model and folded name (hot path).
+        self.gpu_models = self.gpus.models if self.gpus is not None else None
+        self.gpu_folds = self.gpus.folds if self.gpus is not None else None
+        # The fan-out's index keys: an update whose `UpdateView.families` shares none cannot match.
+        self.families = self.gpus.keys() if self.gpus is not None else None
         self.providers = frozenset(p.lower() for p in f.provider) if f.provider else None
         self.regions = frozenset(r.lower() for r in f.region) if f.region else None
-        self.countries = frozenset(c.upper() for c in f.country) if f.country else None
-        self.continents = frozenset(c.upper() for c in f.continent) if f.continent else None
+        self.countries = frozenset(f.country) if f.country else None
+        self.continents = frozenset(f.continent) if f.continent else None
         self.pricing = frozenset(p.value for p in f.pricing) if f.pricing else None
-        self.max_price = float(f.max_price) if f.max_price is not None else None
-        self._gpu_memo: dict[str, bool] = {}
+        self.max_price = f.max_price
+        self.gpu_count = f.gpu_count
 
     def gpu_matches(self, u: "UpdateView") -> bool:
         """Whether the update's GPU is one this filter names (True when it names none)."""
-        if self.gpus is None or u.gpu_fold in self.gpu_names:
-            return True
-        toks = u.gpu_toks
-        return any(tokens_match(g, toks) for g in self.gpus)
+        return self.gpu_models is None or u.gpu_model in self.gpu_models or u.gpu_fold in self.gpu_folds
 
     def matches(self, u: "UpdateView") -> bool:
-        # cheapest test first
-        if self.max_price is not None and (u.price is None or u.price > self.max_price):
+        if self.max_price is not None and not within_price_cap(u.price, self.max_price):
             return False
         return self.matches_shape(u)
 
     def matches_shape(self, u: "UpdateView") -> bool:
         """Every test but the price cap: the answer depends on `u.shape` alone (Fanout caches it per shape)."""
-        if self.gpus is not None:
-            hit = self._gpu_memo.get(u.gpu_type)
-            if hit is None:
-                hit = self.gpu_matches(u)
-                if len(self._gpu_memo) >= _GPU_MEMO_MAX:
-                    self._gpu_memo.clear()
-                self._gpu_memo[u.gpu_type] = hit
-            if not hit:
-                return False
+        if self.gpu_models is not None and not (u.gpu_model in self.gpu_models or u.gpu_fold in self.gpu_folds):
+            return False
         if self.providers is not None and u.provider_l not in self.providers:
             return False
         if self.regions is not None and u.region_l not in self.regions:
@@ -219,26 +105,28 @@ class CompiledFilter:
             return False
         if self.pricing is not None and u.pricing not in self.pricing:
             return False
+        if self.gpu_count is not None and not gpu_count_is(u.gpu_count, self.gpu_count):
+            return False
         return True
 
 
 class UpdateView:
     """The fields of one price update that filters read, computed once per update."""
 
-    __slots__ = ("gpu_type", "gpu_fold", "gpu_toks", "family", "provider_l", "region_l", "country", "continent", "pricing",
-                 "price", "shape")
+    __slots__ = ("gpu_type", "gpu_model", "gpu_fold", "families", "provider_l", "region_l", "country", "continent",
+                 "pricing", "price", "gpu_count", "shape")
 
     def __init__(self, d: dict[str, Any]):
         self.gpu_type = str(d.get("gpu_type") or "")
-        self.gpu_fold = _fold(self.gpu_type)
-        self.gpu_toks = tuple(gpu_tokens(self.gpu_type))
-        self.family = self.gpu_toks[0] if self.gpu_toks else ""
+        self.families = name_keys(self.gpu_type)
+        self.gpu_model = self.families[0] if len(self.families) == 2 else None
+        self.gpu_fold = self.families[-1]
         self.provider_l = str(d.get("provider") or "").lower()
         region = str(d.get("region") or "")
         self.region_l = region.lower()
         country, continent = d.get("country"), d.get("continent")
         if not country or not continent:
-            gc, gk = _geo(region)
+            gc, gk = place(region) if region else (None, None)
             country, continent = country or gc, continent or gk
         self.country = country.upper() if isinstance(country, str) else None
         self.continent = continent.upper() if isinstance(continent, str) else None
@@ -247,5 +135,8 @@ class UpdateView:
             self.price = float(Decimal(str(d.get("new_price"))))
         except (InvalidOperation, ValueError, TypeError):
             self.price = None
+        count = d.get("gpu_count")
+        self.gpu_count = float(count) if isinstance(count, (int, float)) and not isinstance(count, bool) else None
         # What `CompiledFilter.matches_shape` reads: updates of one offer (or one GPU in one place) share it.
-        self.shape = (self.gpu_type, self.provider_l, self.region_l, self.country, self.continent, self.pricing)
+        self.shape = (self.gpu_type, self.provider_l, self.region_l, self.country, self.continent, self.pricing,
+                      self.gpu_count)

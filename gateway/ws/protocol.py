@@ -22,7 +22,7 @@ SUBPROTOCOL = "gpubroker.prices.v1"
 
 # The fields of an update as sent to clients (in this order), `seq` being the JetStream stream sequence.
 UPDATE_FIELDS = ("version", "seq", "offer_id", "external_id", "provider", "gpu_type", "region", "pricing",
-                 "old_price", "new_price", "availability", "ts")
+                 "old_price", "new_price", "availability", "ts", "gpu_count")
 
 _Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
