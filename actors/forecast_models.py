@@ -9,7 +9,8 @@ Window w starts `horizon * (n_windows - w)` days before the end and sees only th
 - seasonal_naive: the value one week earlier (spot prices on GCP move weekly).
 - autoets / autoarima / theta / drift (statsforecast AutoETS, AutoARIMA, AutoTheta, RandomWalkWithDrift):
   one fit before the first window, then the fitted model is carried
-  forward over the windows without refitting (`refit=False`); a second fit on all data for the forecast.
+  forward over the windows without refitting (`refit=False`; the drift, which cannot be carried forward,
+  is refitted per window); a second fit on all data for the forecast.
 - nhits (neuralforecast, CPU): one network across all series, trained once on the data before the first
   window on log relative prices; the forecast past the end reuses it with the latest input window.
 
@@ -99,7 +100,9 @@ def _statsforecast(name: str, series: list[np.ndarray], horizon: int, n_windows:
     df, end = _long_frame(series)
     out = np.full((len(series), n_windows + 1, horizon), np.nan)
     sf = StatsForecast(models=[model], freq="D", n_jobs=cfg.n_jobs)
-    cv = sf.cross_validation(h=horizon, df=df, n_windows=n_windows, step_size=horizon, refit=False)
+    # refit per window only where statsforecast cannot carry a fitted model forward (the drift is a cheap mean)
+    cv = sf.cross_validation(h=horizon, df=df, n_windows=n_windows, step_size=horizon,
+                             refit=not hasattr(model, "forward"))
     _fill(out, cv, name, end, horizon, n_windows, False, final=False)
     fc = sf.forecast(h=horizon, df=df)
     _fill(out, fc, name, end, horizon, n_windows, False, final=True)
