@@ -21,8 +21,10 @@ from domain.forecast import ForecastError, ForecastRequest, ForecastResponse
 from tests.search_fixtures import insert_offers
 
 ROOT = Path(__file__).resolve().parent.parent
+# statsforecast's random walk with drift is the fitted model here: AutoETS took 0.2 s a series (~30 s for the
+# bundled history); the engine tests fit AutoETS and NHITS themselves
 SMALL = FitSettings(horizon=30, n_windows=2, lookback=240, min_fit=90,
-                    models=("persistence", "seasonal_naive", "autoets"), model=ModelConfig(nhits_steps=2))
+                    models=("persistence", "seasonal_naive", "drift"), model=ModelConfig(nhits_steps=2))
 A100_SPOT = {"gpu_type": "A100", "region": "us-central1", "pricing": "spot"}
 TREND_REGION = "fc-trend-1"
 
@@ -93,10 +95,10 @@ async def test_training_on_the_postgresql_history_then_served(http, history, set
     # where a model wins the backtest it answers, and /predict says so
     r = await http.post("/predict", json={"gpu_type": "B200", "region": TREND_REGION})
     rising = r.json()
-    assert r.status_code == 200 and rising["model"] == "autoets", rising
+    assert r.status_code == 200 and rising["model"] == "drift", rising
     assert rising["backtest"]["mape"] < 0.98 * rising["backtest"]["baseline_mape"]
     assert rising["series"][-1]["price"] > rising["series"][0]["price"] > 2.0 * (1 + 0.004 * 299)
-    assert {"fitted persistence", "fitted seasonal_naive", "fitted autoets"} <= set(stages)   # one Ray task per model
+    assert {"fitted persistence", "fitted seasonal_naive", "fitted drift"} <= set(stages)   # one Ray task per model
     assert (settings.state_dir / "forecast" / "versions" / out["version"] / "series.npz").is_file()
     r = await http.post("/predict", json={**A100_SPOT, "hours": 100, "gpu_count": 1})
     assert r.status_code == 200, r.text
