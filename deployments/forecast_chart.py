@@ -19,11 +19,14 @@ def render_png(resp: ForecastResponse, history_dates: list[date], history: list[
     fig = Figure(figsize=(9, 4.2), dpi=100)
     ax = fig.add_subplot()
     if history:
-        xs, ys = [], []
+        xs, ys, gaps = [], [], 0
         for i, (d0, y) in enumerate(zip(history_dates, history)):
-            if i and (d0 - history_dates[i - 1]).days > 1:   # a stretch nobody watched: no line across it
+            if i and (d0 - history_dates[i - 1]).days > 1:   # a stretch nobody watched: shaded, no line across it
                 xs.append(history_dates[i - 1] + timedelta(days=1))
                 ys.append(float("nan"))
+                ax.axvspan(history_dates[i - 1] + timedelta(days=1), d0, color="#999999", alpha=0.15,
+                           label=None if gaps else "no price recorded (left out of the series)")
+                gaps += 1
             xs.append(d0)
             ys.append(y)
         ax.step(xs, ys, where="post", color="#333333", lw=1.4, label="price history (daily as-of)")
