@@ -11,7 +11,9 @@
 2. Serve: a throw-away database with the bundled GCP catalog and its 2022-2026 price history, one training
    through Ray tasks (timed), then the app twice on one Serve: '/' serving the trained version and
    '/baseline' with an empty model store (the same handler answering from persistence). Closed-loop GET
-   /predict load at 1 and 20 connections from a separate process (benchmarks.loadgen), 8 s each.
+   /predict load at 1 and 20 connections from a separate process (benchmarks.loadgen), 8 s each. Where the
+   time goes: the handler alone in this process, and one handle hop without HTTP. The README's /predict
+   example and docs/forecast_a100_spot.png come from this run.
 Writes benchmarks/results/forecast.json.
 """
 from __future__ import annotations
@@ -41,6 +43,8 @@ HISTORY = next((d / "shared" / "data" / "gcp_pricing_history_cyclenerd" / "gcp_g
                 for d in (ROOT.parent, ROOT.parent.parent) if (d / "shared" / "data").is_dir()),
                ROOT.parent / "shared" / "data" / "gcp_pricing_history_cyclenerd" / "gcp_gpu_daily_asof_selected.csv.gz")
 RESULTS = ROOT / "benchmarks" / "results" / "forecast.json"
+CHART = ROOT / "docs" / "forecast_a100_spot.png"
+EXAMPLE = {"gpu_type": "A100", "region": "us-central1", "pricing": "spot", "horizon_days": 30}
 MODELS = ("persistence", "seasonal_naive", "autoets", "autoarima", "theta", "drift", "nhits")
 # the served model for the latency run: training all of MODELS on every GCP series took 434 s here under load
 TRAIN_MODELS = ("persistence", "seasonal_naive", "autoets")
@@ -200,6 +204,12 @@ def run_serve(settings: Settings, duration: float) -> dict:
         m = httpx.get(base + probe, timeout=10).json()
         b = httpx.get(base + "/baseline" + probe, timeout=10).json()
         out["answer_models"] = {"trained": m["model"], "trained_version": m["model_version"], "baseline": b["model"]}
+        # the README's example and chart come from this run
+        ex = httpx.post(base + "/predict", json={**EXAMPLE, "hours": 100}, timeout=30)
+        out["example"] = ex.json()
+        png = httpx.get(base + "/predict", params={**EXAMPLE, "format": "png"}, timeout=60)
+        if png.status_code == 200:
+            CHART.write_bytes(png.content)
         out["handler_in_process"] = handler_cost(settings, paths)
         out["handle_hop_sequential"] = asyncio.run(handle_cost(paths))
         print(f"  handler in process: {out['handler_in_process']}; one handle hop: {out['handle_hop_sequential']}",
