@@ -111,7 +111,7 @@ class Settings(BaseModel):
     # --- price forecasting ---
     forecast_replicas_min: int | None = Field(None, ge=1, le=64, description="Forecast autoscaling minimum replicas; unset: cluster/deploy/serve.yaml")
     forecast_replicas_max: int | None = Field(None, ge=1, le=64, description="Forecast autoscaling maximum replicas; unset: cluster/deploy/serve.yaml")
-    forecast_refresh_s: float = Field(60.0, gt=0, le=86400, description="how often a Forecast replica reloads offers, history and the latest model")
+    forecast_refresh_s: float = Field(60.0, gt=0, le=86400, description="how often a Forecast replica reloads offers and history (a new model version is picked up within 5 s)")
     forecast_train_interval_s: float = Field(86400.0, ge=60, description="period of the scheduled forecast training")
     forecast_train_on_up: bool = Field(True, description="`gpubroker up` starts the training schedule (first run at once when no model exists)")
     forecast_models: list[str] = Field(["persistence", "seasonal_naive", "autoets", "autoarima", "nhits"],

@@ -132,6 +132,20 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_plot)
 
 
+def refresh_replicas(timeout_s: float = 120.0) -> dict[str, Any]:
+    """Make a Forecast replica reload its catalog and model now; returns its status. Synchronous (for
+    `gpubroker up`): the app's handles route on the caller's event loop (RAY_SERVE_THROUGHPUT_OPTIMIZED
+    runs the router in no separate loop), so the call runs inside a loop of its own."""
+    from ray import serve
+
+    async def call() -> dict[str, Any]:
+        handle = serve.get_deployment_handle("Forecast", app_name="gpubroker")
+        await asyncio.wait_for(handle.refresh.remote(), timeout_s)
+        return await handle.status.remote()
+
+    return asyncio.run(call())
+
+
 def up_step(settings: Settings, echo: Callable[[str], None]) -> None:
     """`gpubroker up`: start the training schedule (the first training runs in the background)."""
     if not settings.forecast_train_on_up:
@@ -142,14 +156,13 @@ def up_step(settings: Settings, echo: Callable[[str], None]) -> None:
     except ImportError:
         echo("forecast: the forecast extra is not installed; /predict answers from persistence")
         return
-    from ray import serve
-
     from actors.forecast_trainer import start_trainer
 
     try:  # the catalog was loaded after the deployment started: let the replica see it now
-        serve.get_deployment_handle("Forecast", app_name="gpubroker").refresh.remote().result(timeout_s=120)
+        refresh_replicas()
     except Exception as exc:
-        echo(f"forecast: replica refresh failed ({exc}); it reloads within {settings.forecast_refresh_s:g}s")
+        echo(f"forecast: replica refresh failed ({type(exc).__name__}: {exc}); it reloads within "
+             f"{settings.forecast_refresh_s:g}s")
     start_trainer(settings)
     echo("forecast: training schedule started (first model trains in the background; until then /predict "
          "answers from persistence)")
