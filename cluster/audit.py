@@ -18,7 +18,8 @@ from typing import Any, Mapping
 
 import asyncpg
 
-from domain.audit import GENESIS, BrokenLink, anonymize_ip, chain_hash, normalize_details, now_utc, verify_chain
+from domain.audit import (GENESIS, BrokenLink, anonymize_ip, canonical, chain_hash, normalize_details, now_utc,
+                          verify_chain)
 
 _COLS = "id, tenant_id, user_id, action, target_type, target_id, ts, ip, user_agent, details, hash_prev, hash_curr"
 
@@ -35,22 +36,55 @@ async def append_audit(conn: asyncpg.Connection, tenant_id: Any, user_id: Any, a
         raise RuntimeError("append_audit must run inside the transaction of the change it records")
     tenant = _s(tenant_id)
     chain = tenant or ""
-    # Locks the head row (creating it for a new chain); DO UPDATE, unlike a plain SELECT, acts on the newest
-    # committed version or raises a serialization error, never on the snapshot's.
-    prev = await conn.fetchval(
-        "INSERT INTO audit_chain_heads (chain) VALUES ($1) ON CONFLICT (chain) DO UPDATE SET chain = EXCLUDED.chain "
-        "RETURNING hash_curr", chain)
     entry = {"tenant_id": tenant, "user_id": _s(user_id), "action": action, "target_type": target_type,
              "target_id": _s(target_id), "ts": now_utc(), "ip": anonymize_ip(ip),
              "user_agent": (user_agent or None) and user_agent[:200], "details": normalize_details(details)}
+    # One statement locks the head, links the entry and moves the head: the chain's lock is then held for
+    # this statement and the commit, not for three client round trips (at 100 concurrent bookings the
+    # round trips of the busy caller were what serialized a tenant's appends). The hash is the one
+    # `chain_hash` computes: sha256 of the predecessor's hash (ASCII) and the entry's canonical bytes.
+    got = await conn.fetchrow(_APPEND_ONE, chain, tenant, entry["user_id"], action, target_type,
+                              entry["target_id"], entry["ts"], entry["ip"], entry["user_agent"], entry["details"],
+                              GENESIS, canonical(entry))
+    if got is None:  # no head yet: the chain's first entry creates it (locked) the long way
+        return await _append_first(conn, chain, entry)
+    entry.update(id=got["id"], hash_prev=got["hash_prev"], hash_curr=got["hash_curr"])
+    return entry
+
+
+# SELECT ... FOR UPDATE waits for a concurrent appender and then reads the head it committed (READ
+# COMMITTED), or raises a serialization error (REPEATABLE READ, SERIALIZABLE); the UPDATE then moves the
+# row this statement holds locked.
+_APPEND_ONE = """
+WITH head AS (
+    SELECT hash_curr FROM audit_chain_heads WHERE chain = $1 FOR UPDATE
+), e AS (
+    INSERT INTO audit_log (tenant_id, user_id, action, target_type, target_id, ts, ip, user_agent, details,
+                           hash_prev, hash_curr)
+    SELECT $2::uuid, $3::uuid, $4::text, $5::text, $6::text, $7::timestamptz, $8::text, $9::text, $10::jsonb,
+           head.hash_curr, encode(sha256(convert_to(coalesce(head.hash_curr, $11::text), 'UTF8') || $12::bytea), 'hex')
+    FROM head
+    RETURNING id, hash_prev, hash_curr
+)
+UPDATE audit_chain_heads h SET last_id = e.id, hash_curr = e.hash_curr FROM e WHERE h.chain = $1
+RETURNING e.id, e.hash_prev, e.hash_curr
+"""
+
+
+async def _append_first(conn: asyncpg.Connection, chain: str, entry: dict[str, Any]) -> dict[str, Any]:
+    # Creates and locks the head (or, raced by another first entry, waits for it); DO UPDATE, unlike a plain
+    # SELECT, acts on the newest committed version or raises a serialization error, never on the snapshot's.
+    prev = await conn.fetchval(
+        "INSERT INTO audit_chain_heads (chain) VALUES ($1) ON CONFLICT (chain) DO UPDATE SET chain = EXCLUDED.chain "
+        "RETURNING hash_curr", chain)
     entry["hash_prev"] = prev
     entry["hash_curr"] = chain_hash(prev, entry)
     entry["id"] = await conn.fetchval(
         """INSERT INTO audit_log (tenant_id, user_id, action, target_type, target_id, ts, ip, user_agent, details,
                                   hash_prev, hash_curr)
            VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id""",
-        tenant, entry["user_id"], action, target_type, entry["target_id"], entry["ts"], entry["ip"],
-        entry["user_agent"], entry["details"], prev, entry["hash_curr"])
+        entry["tenant_id"], entry["user_id"], entry["action"], entry["target_type"], entry["target_id"], entry["ts"],
+        entry["ip"], entry["user_agent"], entry["details"], prev, entry["hash_curr"])
     await conn.execute("UPDATE audit_chain_heads SET last_id = $2, hash_curr = $3 WHERE chain = $1",
                        chain, entry["id"], entry["hash_curr"])
     return entry
