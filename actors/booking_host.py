@@ -144,6 +144,16 @@ class BookingHost:
         await self._ready_or_pool()
         return await self._submit(booking_id, created_event, trace_id)
 
+    async def submit_many(self, items: list[tuple[str, tuple | None, str | None]]) -> int:
+        """`submit` for a batch of (booking id, created event, trace id) handed off by an ingress; nobody waits
+        for the answer. Returns how many moved to PendingProvision."""
+        await self._ready_or_pool()
+        outs = await asyncio.gather(*(self._submit(b, ev, t) for b, ev, t in items), return_exceptions=True)
+        for (b, *_), out in zip(items, outs):
+            if isinstance(out, BaseException):  # left a Draft: the sweep submits it again
+                log.warning("submit failed", extra={"booking_id": b, "error": str(out)[:200]})
+        return sum(1 for o in outs if isinstance(o, dict) and o.get("status") == "applied")
+
     async def _submit(self, booking_id: str, created_event: tuple | None, trace_id: str | None) -> dict:
         if created_event is not None:
             self.outq.put_nowait(tuple(created_event))

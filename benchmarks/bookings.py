@@ -178,6 +178,42 @@ def live_memory(settings: Settings) -> dict:
             "one_actor_per_booking_projected_pss_gb": round(per_actor_pss * max(live, 1) / 2 ** 30, 1)}
 
 
+def _descendants(name: str) -> list[int]:
+    """Pids of this process's descendants whose command line starts with `name` (our Ray's workers only)."""
+    kids: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        for k in kids.get(pid, []):
+            todo.append(k)
+            try:
+                if (Path("/proc") / str(k) / "cmdline").read_bytes().startswith(name.encode()):
+                    out.append(k)
+            except OSError:
+                pass
+    return out
+
+
+def profile(seconds: int, out_dir: str) -> list[subprocess.Popen]:
+    """py-spy (collapsed stacks) of the ingress replica and of the booking hosts during the accept load."""
+    py_spy = Path(sys.executable).parent / "py-spy"
+    procs = []
+    for name in ("ray::ServeReplica:gpubroker:Ingress", "ray::BookingHost"):
+        for i, pid in enumerate(_descendants(name)):
+            out = Path(out_dir) / f"{name.split(':')[-1]}-{i}.txt"
+            procs.append(subprocess.Popen([str(py_spy), "record", "--pid", str(pid), "--duration", str(seconds),
+                                           "--rate", "50", "--format", "raw", "--output", str(out), "--nonblocking"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return procs
+
+
 def run(args) -> dict:
     from cluster.messaging import delete_streams, ensure_streams
     from cluster.ray_env import deploy
@@ -188,8 +224,10 @@ def run(args) -> dict:
     offers = asyncio.run(prepare(settings))
     std = ",".join(offers[e] for e in STANDARD)
     res: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-                 "note": "the plain baseline runs the same transactions for the same tenants from one process; "
-                         "each tenant's audit chain serializes its appends in both",
+                 "note": "baselines (same run, same tenants, 16 connections): the accept transaction without HTTP "
+                         "or actors; that plus the Draft -> PendingProvision transaction; a bare INSERT loop. Each "
+                         "tenant's audit chain serializes its appends in the first two. http_floor_get_booking: "
+                         "GET /bookings/{id} through the same HTTP stack. The load generator shares the 2 cores.",
                  "load": {"bookings": args.count, "concurrency": args.concurrency, "tenants": TENANTS,
                           "offers": STANDARD, "sandbox_delay_s": settings.sandbox_delay_s,
                           "booking_shards": settings.booking_shards}}
@@ -214,8 +252,11 @@ def run(args) -> dict:
             _load("--mode", "http", "--base", base, "--tokens", tokens, "--offers", std, "--count", "50",
                   "--concurrency", "10", "--run", "warmup", timeout=120)
             print(f"accepting {args.count} bookings from {args.concurrency} clients ...", flush=True)
+            spies = profile(10, args.profile) if args.profile else []
             load = _load("--mode", "http", "--base", base, "--tokens", tokens, "--offers", std, "--count",
                          str(args.count), "--concurrency", str(args.concurrency), "--run", "run", timeout=600)
+            for sp in spies:
+                sp.wait(timeout=60)
             res["accept"] = {**_ms(load["latencies_s"]), "statuses": load["statuses"],
                              "duration_s": round(load["duration_s"], 2),
                              "bookings_per_s": round(len(load["ids"]) / load["duration_s"], 1)}
@@ -224,14 +265,23 @@ def run(args) -> dict:
             print(f"  outcome: {res['outcome']}", flush=True)
             res["live_memory"] = live_memory(settings)
             print(f"  live memory: {res['live_memory']}", flush=True)
-        print("baseline: the same accept transactions without HTTP or actors ...", flush=True)
+            read = _load("--mode", "read", "--base", base, "--tokens", tokens, "--owned", json.dumps(load["owned"]),
+                         "--count", str(args.count), "--concurrency", str(args.concurrency), timeout=600)
+            res["http_floor_get_booking"] = {**_ms(read["latencies_s"]), "statuses": read["statuses"],
+                                             "duration_s": round(read["duration_s"], 2),
+                                             "requests_per_s": round(len(read["latencies_s"]) / read["duration_s"], 1)}
+            print(f"  HTTP floor (GET /bookings/id): {res['http_floor_get_booking']}", flush=True)
+        print("baselines: the accept transactions without HTTP or actors; a bare INSERT loop ...", flush=True)
         owners = json.dumps([[a["tenant_id"], a["user_id"]] for a in accs])
-        plain = _load("--mode", "plain", "--settings", settings.model_dump_json(), "--owners", owners, "--offers", std,
-                      "--count", str(args.count), "--concurrency", str(args.concurrency), timeout=600)
-        res["baseline_plain_transactions"] = {**_ms(plain["latencies_s"]), "errors": plain["errors"],
-                                              "duration_s": round(plain["duration_s"], 2),
-                                              "bookings_per_s": round(len(plain["latencies_s"]) / plain["duration_s"], 1)}
-        print(f"  baseline: {res['baseline_plain_transactions']}", flush=True)
+        common = ["--settings", settings.model_dump_json(), "--owners", owners, "--offers", std,
+                  "--count", str(args.count), "--concurrency", str(args.concurrency)]
+        for key, extra in (("baseline_plain_accept", []), ("baseline_plain_accept_and_submit", ["--submit"]),
+                           ("baseline_bare_insert", ["--pool", "16"])):
+            plain = _load("--mode", "bare" if key == "baseline_bare_insert" else "plain", *common, *extra, timeout=600)
+            res[key] = {**_ms(plain["latencies_s"]), "errors": plain["errors"],
+                        "duration_s": round(plain["duration_s"], 2),
+                        "per_s": round(len(plain["latencies_s"]) / plain["duration_s"], 1)}
+            print(f"  {key}: {res[key]}", flush=True)
     finally:
         asyncio.run(streams(delete_streams))
         asyncio.run(_drop(settings))
@@ -258,13 +308,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=100)
+    ap.add_argument("--profile", help="folder for py-spy stacks of the ingress and hosts during the accept load")
     args = ap.parse_args()
     t0 = time.monotonic()
     res = run(args)
     res["total_s"] = round(time.monotonic() - t0, 1)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(res, indent=2) + "\n")
-    print(json.dumps({"accept": res["accept"], "baseline": res["baseline_plain_transactions"],
+    print(json.dumps({"accept": res["accept"], "baseline": res["baseline_plain_accept"],
                       "targets": res["targets"]}, indent=2))
     print(f"wrote {RESULTS}")
     return 0

@@ -25,7 +25,9 @@ async def test_booking_is_accepted_provisioned_by_webhook_and_published_once_per
     r = await book(http, a, sandbox_offers[STD], key="k-happy-" + uuid.uuid4().hex, price_per_hour="0.440000")
     assert r.status_code == 201, r.text
     b = r.json()
-    assert b["state"] == "PendingProvision" and b["price_per_hour"] == "0.440000" and b["provider"] == "sandbox"
+    # accepted means the Draft is committed; the host submits it (Draft -> PendingProvision) after the answer
+    assert b["state"] == "Draft" and b["version"] == 0
+    assert b["price_per_hour"] == "0.440000" and b["provider"] == "sandbox"
     assert b["cost_estimate"] == "0.440000" and b["currency"] == "USD"
     done = await wait_state(http, a, b["id"], {"Active"})
     assert done["state"] == "Active", done
@@ -145,6 +147,8 @@ async def test_other_endpoints_bad_input_roles_and_tenant_isolation(http, tenant
     listed = (await http.get("/bookings?limit=200", headers=b.h)).json()
     assert mine["id"] not in {x["id"] for x in listed["items"]}
     assert (await http.get(f"/bookings/{uuid.uuid4()}", headers=a.h)).status_code == 404
+    waiting = (await book(http, a, sandbox_offers["sbx-h100x1-never"])).json()  # stays PendingProvision
+    assert (await wait_state(http, a, waiting["id"], {"PendingProvision"}))["state"] == "PendingProvision"
     page = (await http.get("/bookings?state=PendingProvision&limit=1", headers=a.h)).json()
     assert len(page["items"]) == 1 and all(x["state"] == "PendingProvision" for x in page["items"])
     seen, cursor = [], None
@@ -160,7 +164,8 @@ async def test_other_endpoints_bad_input_roles_and_tenant_isolation(http, tenant
 async def test_webhooks_signed_duplicate_out_of_order_stale_unsigned_unknown(http, tenants, sandbox_offers, pg):
     a = tenants["a"]
     bk = (await book(http, a, sandbox_offers["sbx-h100x1-never"])).json()  # the sandbox never answers it
-    assert bk["state"] == "PendingProvision"
+    assert bk["state"] == "Draft"
+    assert (await wait_state(http, a, bk["id"], {"PendingProvision"}))["state"] == "PendingProvision"
     url = "/webhooks/provider/sandbox"
     up = event(bk["id"], "provisioned")
     raw, h = signed(up)

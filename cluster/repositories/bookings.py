@@ -1,6 +1,7 @@
 """Bookings storage: create, read, page, and transition (row + transition + audit entry + outbox event).
 
-A transition is one statement sequence inside the caller's transaction:
+A transition is two statements inside the caller's transaction (the change with its transition and outbox
+rows, then the audit entry, which holds the tenant's chain lock until the commit):
 
     async with pool.acquire() as conn, conn.transaction():
         row, event = await transition(conn, settings, row, BookingState.active, source="webhook")
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 
@@ -94,22 +95,46 @@ def event_payload(row: Any, previous: str | None, source: str, reason: str | Non
             "ts": row["updated_at"].isoformat()}
 
 
-async def _record(conn: asyncpg.Connection, settings: Any, row: Any, previous: str | None, source: str,
-                  reason: str | None, actor: Any, trace_id: str | None) -> tuple[str, str, str, int]:
-    """Transition row, audit entry and outbox row of a change already written to `row`."""
-    await conn.execute("INSERT INTO booking_transitions (booking_id, version, from_state, to_state, source, reason, ts) "
-                       "VALUES ($1, $2, $3, $4, $5, $6, $7)", row["id"], row["version"], previous, row["status"],
-                       source, reason, row["updated_at"])
-    payload = event_payload(row, previous, source, reason)
-    subj = subject(settings, "bookings", str(row["tenant_id"]), str(row["id"]))
-    msg_id = f"{msg_prefix(settings)}{row['id']}:{row['version']}"
-    outbox_id = await conn.fetchval("INSERT INTO outbox (subject, msg_id, payload) VALUES ($1, $2, $3) RETURNING id",
-                                    subj, msg_id, payload)
-    # last: the audit append holds the tenant's chain lock until commit, so it is held as briefly as possible
+# The change, its transition row and its outbox row in one statement (the transition and outbox rows only
+# if the change happened): one round trip instead of three. `{change}` is an INSERT or UPDATE of bookings
+# whose parameters start at $7; $1-$6 are the transition's from state, source and reason, and the event's
+# subject, msg id and payload, known before the statement since the caller chose the id, version and time.
+_CHANGE = """
+WITH b AS ({change} RETURNING {cols}),
+t AS (INSERT INTO booking_transitions (booking_id, version, from_state, to_state, source, reason, ts)
+      SELECT id, version, $1::text, status, $2::text, $3::text, updated_at FROM b),
+o AS (INSERT INTO outbox (subject, msg_id, payload) SELECT $4::text, $5::text, $6::jsonb FROM b RETURNING id)
+SELECT b.*, (SELECT id FROM o) AS outbox_id FROM b
+"""
+_CREATE = _CHANGE.format(cols=COLS, change="""
+    INSERT INTO bookings (id, tenant_id, user_id, offer_id, provider_id, start_time, end_time, status, version,
+                          price_per_hour, currency, cost_estimate, idempotency_key, request_hash, created_at, updated_at)
+    VALUES ($7, $8, $9, $10, $11, $12, $13, 'Draft', 0, $14, $15, $16, $17, $18, $19, $19)
+    ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING""")
+_TRANSITION = _CHANGE.format(cols=COLS, change="""
+    UPDATE bookings SET status = $9, version = version + 1, updated_at = $10,
+           pending_since = CASE WHEN $9 = 'PendingProvision' THEN $10 ELSE pending_since END,
+           active_since = CASE WHEN $9 = 'Active' THEN $10 ELSE active_since END,
+           closed_at = CASE WHEN $9 IN ('Completed', 'Failed', 'Cancelled') THEN $10 ELSE closed_at END,
+           last_error = CASE WHEN $9 = 'Failed' THEN $3 ELSE last_error END,
+           external_booking_id = coalesce($11, external_booking_id),
+           cost_actual = coalesce($12, cost_actual)
+    WHERE id = $7 AND version = $8""")
+
+
+def _event(settings: Any, after: dict[str, Any], previous: str | None, source: str,
+           reason: str | None) -> tuple[str, str, dict[str, Any]]:
+    """(subject, Nats-Msg-Id, payload) of the event of a change that leaves the booking as `after`."""
+    subj = subject(settings, "bookings", str(after["tenant_id"]), str(after["id"]))
+    return subj, f"{msg_prefix(settings)}{after['id']}:{after['version']}", event_payload(after, previous, source, reason)
+
+
+async def _audit(conn: asyncpg.Connection, row: Any, previous: str | None, source: str, reason: str | None,
+                 actor: Any, trace_id: str | None) -> None:
+    # last in the transaction: the append holds the tenant's chain lock until commit
     await append_audit(conn, row["tenant_id"], actor, "booking.created" if previous is None else "booking.transition",
                        "booking", row["id"], details={"from": previous, "to": row["status"], "version": row["version"],
                                                       "source": source, "reason": reason, "trace_id": trace_id})
-    return subj, msg_id, json.dumps(payload), outbox_id
 
 
 async def create(conn: asyncpg.Connection, settings: Any, *, tenant_id: UUID, user_id: UUID, offer: Any,
@@ -118,19 +143,16 @@ async def create(conn: asyncpg.Connection, settings: Any, *, tenant_id: UUID, us
     """Insert a Draft booking at the offer's current price (locked). Returns (row, outbox message) or
     (None, None) when the tenant's Idempotency-Key is already taken (the caller reads that booking)."""
     require_transaction(conn, "bookings.create")
-    price = offer["price_per_hour"]
-    row = await conn.fetchrow(
-        f"""INSERT INTO bookings (tenant_id, user_id, offer_id, provider_id, start_time, end_time, status, version,
-                                  price_per_hour, currency, cost_estimate, idempotency_key, request_hash)
-            VALUES ($1, $2, $3, $4, $5, $6, 'Draft', 0, $7, $8, $9, $10, $11)
-            ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-            RETURNING {COLS}""",
-        tenant_id, user_id, offer["id"], offer["provider_id"], start, end, price, offer["currency"],
-        rules.cost_estimate(price, start, end), idempotency_key, request_hash)
+    price, now = offer["price_per_hour"], now_utc()
+    draft = {"id": uuid4(), "tenant_id": tenant_id, "status": S.draft.value, "version": 0, "updated_at": now}
+    subj, msg_id, payload = _event(settings, draft, None, "api", None)
+    row = await conn.fetchrow(_CREATE, None, "api", None, subj, msg_id, payload, draft["id"], tenant_id, user_id,
+                              offer["id"], offer["provider_id"], start, end, price, offer["currency"],
+                              rules.cost_estimate(price, start, end), idempotency_key, request_hash, now)
     if row is None:
         return None, None
-    msg = await _record(conn, settings, row, None, "api", None, user_id, trace_id)
-    return row, msg
+    await _audit(conn, row, None, "api", None, user_id, trace_id)
+    return row, (subj, msg_id, json.dumps(payload), row["outbox_id"])
 
 
 async def transition(conn: asyncpg.Connection, settings: Any, row: Any, to: S, *, source: str,
@@ -141,20 +163,15 @@ async def transition(conn: asyncpg.Connection, settings: Any, row: Any, to: S, *
     previous = row["status"]
     rules.check(previous, to)
     now = now_utc()
-    new = await conn.fetchrow(
-        f"""UPDATE bookings SET status = $3, version = version + 1, updated_at = $4,
-                   pending_since = CASE WHEN $3 = 'PendingProvision' THEN $4 ELSE pending_since END,
-                   active_since = CASE WHEN $3 = 'Active' THEN $4 ELSE active_since END,
-                   closed_at = CASE WHEN $3 IN ('Completed', 'Failed', 'Cancelled') THEN $4 ELSE closed_at END,
-                   last_error = CASE WHEN $3 = 'Failed' THEN $5 ELSE last_error END,
-                   external_booking_id = coalesce($6, external_booking_id),
-                   cost_actual = coalesce($7, cost_actual)
-            WHERE id = $1 AND version = $2 RETURNING {COLS}""",
-        row["id"], row["version"], to.value, now, reason, external_id, cost_actual)
+    after = {"id": row["id"], "tenant_id": row["tenant_id"], "status": to.value, "version": row["version"] + 1,
+             "updated_at": now}
+    subj, msg_id, payload = _event(settings, after, previous, source, reason)
+    new = await conn.fetchrow(_TRANSITION, previous, source, reason, subj, msg_id, payload, row["id"], row["version"],
+                              to.value, now, external_id, cost_actual)
     if new is None:
         raise VersionConflict(f"booking {row['id']} changed since version {row['version']}")
-    msg = await _record(conn, settings, new, previous, source, reason, actor, trace_id)
-    return new, msg
+    await _audit(conn, new, previous, source, reason, actor, trace_id)
+    return new, (subj, msg_id, json.dumps(payload), new["outbox_id"])
 
 
 async def set_external_id(conn: Any, booking_id: UUID, external_id: str) -> None:
