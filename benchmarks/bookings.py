@@ -1,13 +1,17 @@
 """Benchmark the booking path: 1,000 bookings through the sandbox provider at 100 concurrent clients.
 
     PYTHONPATH=. .venv/bin/python benchmarks/bookings.py [--count 1000] [--concurrency 100]
+        [--ingress-replicas 1] [--profile DIR]
 
 Own database, Ray, Serve (throughput mode) and booking hosts; the load comes from a separate process
 (benchmarks/bookings_load.py). Measures: accept latency p50/p95/p99 (POST /bookings answered), time to
 Active p95 (booking created -> Active transition, sandbox answering after `sandbox_delay_s`), lost and
 duplicated bookings / transitions / JetStream events, processes and memory of the live bookings, and the
-memory of one actor process per booking (what the sharded design avoids). Baseline in the same run: the
-same accept transactions without HTTP or actors, from the same number of concurrent tasks.
+memory of one actor process per booking (what the sharded design avoids), and which waits PostgreSQL's
+sessions spend the load in. Floors in the same run, from the same number of concurrent clients:
+GET /bookings/{id} through the same HTTP stack; the accept transaction without HTTP or actors (and with
+the host's Draft -> PendingProvision transaction added); a bare single-row INSERT loop. `--profile DIR`
+writes py-spy stacks (collapsed) of the ingress and the hosts during 10 s of the accept load.
 Writes benchmarks/results/bookings.json. Bounded: a few minutes.
 """
 from __future__ import annotations
@@ -38,11 +42,12 @@ TENANTS = 10
 ONE_PER_BOOKING_SAMPLE = 10  # actors started to measure what one process per booking costs
 
 
-def bench_settings(state_dir: Path) -> Settings:
+def bench_settings(state_dir: Path, ingress_replicas: int = 1) -> Settings:
     return load_settings(database_url=f"postgresql://postgres@127.0.0.1:5432/gpubroker_bench_bk_{secrets.token_hex(3)}",
                          redis_prefix=f"bench-bk-{secrets.token_hex(3)}:", nats_prefix="benchbk.",
                          http_port=_free_port(), haproxy_stats_port=_free_port(), haproxy_metrics_port=_free_port(),
-                         state_dir=state_dir, ingress_replicas_min=1, ingress_replicas_max=1, log_level="WARNING",
+                         state_dir=state_dir, ingress_replicas_min=ingress_replicas,
+                         ingress_replicas_max=ingress_replicas, log_level="WARNING",
                          anon_rate_limit_rps=1_000_000, anon_rate_limit_burst=1_000_000, sandbox_delay_s=1.0,
                          booking_status_poll_s=5.0)
 
@@ -201,6 +206,48 @@ def _descendants(name: str) -> list[int]:
     return out
 
 
+class PgWaits:
+    """Samples what this database's sessions are doing every 20 ms while a load runs (pg_stat_activity):
+    running, waiting on a lock (a tenant's audit chain), on the WAL (commit), or idle in a transaction
+    (waiting for its client, e.g. a busy ingress event loop)."""
+
+    def __init__(self, settings: Settings):
+        import threading
+
+        self.settings, self.counts, self.samples = settings, {}, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self) -> None:
+        conn = await asyncpg.connect(self.settings.database_url)
+        try:
+            while not self._stop.is_set():
+                rows = await conn.fetch(
+                    "SELECT state, coalesce(wait_event_type || ':' || wait_event, 'running') AS w, count(*) AS n "
+                    "FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() "
+                    "AND state IN ('active', 'idle in transaction') GROUP BY 1, 2", self.settings.database_name)
+                self.samples += 1
+                for r in rows:
+                    key = "idle in transaction (client)" if r["state"] == "idle in transaction" else r["w"]
+                    self.counts[key] = self.counts.get(key, 0) + r["n"]
+                await asyncio.sleep(0.02)
+        finally:
+            await conn.close()
+
+    def __enter__(self) -> "PgWaits":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def result(self) -> dict:
+        """Mean number of sessions in each state over the samples, largest first."""
+        n = max(self.samples, 1)
+        return {k: round(v / n, 2) for k, v in sorted(self.counts.items(), key=lambda kv: -kv[1])[:8]}
+
+
 def profile(seconds: int, out_dir: str) -> list[subprocess.Popen]:
     """py-spy (collapsed stacks) of the ingress replica and of the booking hosts during the accept load."""
     py_spy = Path(sys.executable).parent / "py-spy"
@@ -219,7 +266,7 @@ def run(args) -> dict:
     from cluster.ray_env import deploy
 
     state = Path(tempfile.mkdtemp(prefix="bench-bookings-"))
-    settings = bench_settings(state)
+    settings = bench_settings(state, args.ingress_replicas)
     os.environ.setdefault("GPUBROKER_SECRET_PROVIDERS_SANDBOX_WEBHOOK_SECRET", "bench-" + secrets.token_hex(16))
     offers = asyncio.run(prepare(settings))
     std = ",".join(offers[e] for e in STANDARD)
@@ -230,7 +277,7 @@ def run(args) -> dict:
                          "GET /bookings/{id} through the same HTTP stack. The load generator shares the 2 cores.",
                  "load": {"bookings": args.count, "concurrency": args.concurrency, "tenants": TENANTS,
                           "offers": STANDARD, "sandbox_delay_s": settings.sandbox_delay_s,
-                          "booking_shards": settings.booking_shards}}
+                          "booking_shards": settings.booking_shards, "ingress_replicas": args.ingress_replicas}}
 
     async def streams(fn):
         import nats
@@ -253,13 +300,15 @@ def run(args) -> dict:
                   "--concurrency", "10", "--run", "warmup", timeout=120)
             print(f"accepting {args.count} bookings from {args.concurrency} clients ...", flush=True)
             spies = profile(10, args.profile) if args.profile else []
-            load = _load("--mode", "http", "--base", base, "--tokens", tokens, "--offers", std, "--count",
-                         str(args.count), "--concurrency", str(args.concurrency), "--run", "run", timeout=600)
+            with PgWaits(settings) as waits:
+                load = _load("--mode", "http", "--base", base, "--tokens", tokens, "--offers", std, "--count",
+                             str(args.count), "--concurrency", str(args.concurrency), "--run", "run", timeout=600)
             for sp in spies:
                 sp.wait(timeout=60)
             res["accept"] = {**_ms(load["latencies_s"]), "statuses": load["statuses"],
                              "duration_s": round(load["duration_s"], 2),
-                             "bookings_per_s": round(len(load["ids"]) / load["duration_s"], 1)}
+                             "bookings_per_s": round(len(load["ids"]) / load["duration_s"], 1),
+                             "postgres_sessions_by_wait": waits.result()}
             print(f"  accept: {res['accept']}", flush=True)
             res["outcome"] = asyncio.run(outcome(settings, load["ids"], 90))
             print(f"  outcome: {res['outcome']}", flush=True)
@@ -277,10 +326,13 @@ def run(args) -> dict:
                   "--count", str(args.count), "--concurrency", str(args.concurrency)]
         for key, extra in (("baseline_plain_accept", []), ("baseline_plain_accept_and_submit", ["--submit"]),
                            ("baseline_bare_insert", ["--pool", "16"])):
-            plain = _load("--mode", "bare" if key == "baseline_bare_insert" else "plain", *common, *extra, timeout=600)
+            with PgWaits(settings) as waits:
+                plain = _load("--mode", "bare" if key == "baseline_bare_insert" else "plain", *common, *extra,
+                              timeout=600)
             res[key] = {**_ms(plain["latencies_s"]), "errors": plain["errors"],
                         "duration_s": round(plain["duration_s"], 2),
-                        "per_s": round(len(plain["latencies_s"]) / plain["duration_s"], 1)}
+                        "per_s": round(len(plain["latencies_s"]) / plain["duration_s"], 1),
+                        "postgres_sessions_by_wait": waits.result()}
             print(f"  {key}: {res[key]}", flush=True)
     finally:
         asyncio.run(streams(delete_streams))
@@ -308,6 +360,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=100)
+    ap.add_argument("--ingress-replicas", type=int, default=1)
     ap.add_argument("--profile", help="folder for py-spy stacks of the ingress and hosts during the accept load")
     args = ap.parse_args()
     t0 = time.monotonic()

@@ -103,25 +103,29 @@ def _refuse(me: Principal, status: int, code: str, message: str, details: Any = 
     return ApiError(status, code, message, details)
 
 
-def _check_offer(me: Principal, offer: Any, body: BookingIn, max_age_s: float) -> None:
-    """The re-check before accepting: bookable provider, offer up and fresh, price as the client saw it."""
+def _offer_refusal(offer: Any, body: BookingIn, max_age_s: float) -> tuple | None:
+    """The re-check before accepting: bookable provider, offer up and fresh, price as the client saw it.
+    Returns the refusal (status, code, message, details), or None."""
+    if offer is None:
+        return 404, "not_found", "offer not found", None
     try:
         supported = registry.adapter_class(offer["provider_id"]).SUPPORTS_PROVISIONING
     except KeyError:
         supported = False
     if not supported:
-        raise _refuse(me, 409, "offer_unavailable", f"booking through provider {offer['provider_id']} is not "
-                      "supported yet", {"reason": "provider_unsupported"}, offer["id"])
+        return (409, "offer_unavailable", f"booking through provider {offer['provider_id']} is not supported yet",
+                {"reason": "provider_unsupported"})
     if offer["availability"] != "up":
-        raise _refuse(me, 409, "offer_unavailable", f"the offer is {offer['availability']}",
-                      {"reason": "unavailable", "availability": offer["availability"]}, offer["id"])
+        return (409, "offer_unavailable", f"the offer is {offer['availability']}",
+                {"reason": "unavailable", "availability": offer["availability"]})
     if offer["age"].total_seconds() > max_age_s:
-        raise _refuse(me, 409, "offer_unavailable", "the offer is stale (not confirmed by its provider recently)",
-                      {"reason": "stale", "last_seen_at": offer["last_seen_at"].isoformat()}, offer["id"])
+        return (409, "offer_unavailable", "the offer is stale (not confirmed by its provider recently)",
+                {"reason": "stale", "last_seen_at": offer["last_seen_at"].isoformat()})
     if body.price_per_hour is not None and body.price_per_hour != offer["price_per_hour"]:
-        raise _refuse(me, 409, "price_changed", "the offer's price changed",
-                      {"price_per_hour": str(offer["price_per_hour"]), "currency": offer["currency"].strip(),
-                       "seen": str(body.price_per_hour)}, offer["id"])
+        return (409, "price_changed", "the offer's price changed",
+                {"price_per_hour": str(offer["price_per_hour"]), "currency": offer["currency"].strip(),
+                 "seen": str(body.price_per_hour)})
+    return None
 
 
 def _replay(me: Principal, row: Any, fingerprint: str) -> JSONResponse:
@@ -143,20 +147,23 @@ async def create_booking(body: BookingIn, request: Request, me: Principal = Depe
     trace_id = trace_id_var.get()
     pool = await _pool(request)
     async with pool.acquire() as conn:
-        if idempotency_key:
-            existing = await repo.by_idempotency_key(conn, me.tenant_id, idempotency_key)
-            if existing is not None:
-                return _replay(me, existing, fingerprint)
-        offer = await repo.offer_for_booking(conn, body.offer_id)
-        if offer is None:
-            raise _refuse(me, 404, "not_found", "offer not found", target=body.offer_id)
-        _check_offer(me, offer, body, settings.booking_offer_max_age_s)
-        start = now_utc()
+        # The Idempotency-Key is looked up only when this request would not insert: a refused re-check (a
+        # replay answers the booking made, even if the offer changed since) or a taken key (the insert's
+        # ON CONFLICT). The common first request saves a round trip.
+        start, offer = now_utc(), await repo.offer_for_booking(conn, body.offer_id)
+        refusal = _offer_refusal(offer, body, settings.booking_offer_max_age_s)
         try:
             end = rules.end_time(start, body.hours, body.end)
         except ValueError as exc:
-            raise ApiError(422, "validation_error", str(exc), [{"field": "hours" if body.hours else "end",
-                                                               "message": str(exc)}]) from None
+            refusal = refusal or (422, "validation_error", str(exc),
+                                  [{"field": "hours" if body.hours else "end", "message": str(exc)}])
+        if refusal is not None:
+            existing = idempotency_key and await repo.by_idempotency_key(conn, me.tenant_id, idempotency_key)
+            if existing:
+                return _replay(me, existing, fingerprint)
+            if refusal[0] == 422:
+                raise ApiError(*refusal)
+            raise _refuse(me, *refusal, target=body.offer_id)
         async with conn.transaction():
             row, event = await repo.create(conn, settings, tenant_id=me.tenant_id, user_id=me.user_id, offer=offer,
                                            start=start, end=end, idempotency_key=idempotency_key,

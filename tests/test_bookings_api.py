@@ -79,16 +79,26 @@ async def test_offer_recheck_price_changed_unavailable_stale_and_unsupported(htt
     assert r.status_code == 409 and r.json()["error"]["code"] == "price_changed"
     assert r.json()["error"]["details"]["price_per_hour"] == "0.440000"
     l4, a100 = uuid.UUID(sandbox_offers["sbx-l4x1-euw4"]), uuid.UUID(sandbox_offers["sbx-a100x1-euw1"])
+    made_key = "k-made-" + uuid.uuid4().hex
+    made = await book(http, a, str(l4), key=made_key)
+    assert made.status_code == 201, made.text
     await pg.execute("UPDATE offers SET availability = 'down' WHERE id = $1", l4)
     await pg.execute("UPDATE offers SET last_seen_at = now() - interval '2 hours' WHERE id = $1", a100)
     try:
         down = await book(http, a, str(l4))
         stale = await book(http, a, str(a100))
+        # a replay answers the booking made before the offer went down; a new key is refused
+        replay = await book(http, a, str(l4), key=made_key)
+        replay_other_body = await book(http, a, str(l4), key=made_key, hours=3)
     finally:
         await pg.execute("UPDATE offers SET availability = 'up' WHERE id = $1", l4)
         await pg.execute("UPDATE offers SET last_seen_at = now() WHERE id = $1", a100)
     assert down.status_code == 409 and down.json()["error"]["code"] == "offer_unavailable"
     assert down.json()["error"]["details"]["reason"] == "unavailable"
+    assert replay.status_code == 201 and replay.json()["id"] == made.json()["id"]
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay_other_body.status_code == 422
+    assert replay_other_body.json()["error"]["code"] == "idempotency_key_reused"
     assert stale.status_code == 409 and stale.json()["error"]["details"]["reason"] == "stale"
     from actors.pipeline import Ingestor
 
