@@ -6,8 +6,9 @@ at 174 MB RSS / 71 MB PSS each holding one booking (benchmarks/results/bookings.
 1,050 live bookings would have needed 1,050 processes and ~72 GB PSS; the 4 hosts held them in 692 MB PSS
 in all (~173 MB each, the bookings a few MB of it). A finished booking leaves its host's memory at once.
 
-Each transition is one PostgreSQL transaction (repositories.bookings.transition: row + version check,
-transition row, audit entry, outbox row); events are then published in order by the host's publisher,
+Each transition is one PostgreSQL transaction (repositories.bookings.transition, one statement: row +
+version check, transition row, audit entry, outbox row; with the webhook's claim or the meter's close when
+there is one); events are then published in order by the host's publisher,
 and whatever NATS did not take is relayed from the outbox later (shard 0 relays). On start (and after
 Ray restarts the actor, or the whole runtime) a host reloads its shard's live bookings from PostgreSQL:
 Drafts are submitted, pending provisionings asked again (provision is idempotent by booking id) and their
@@ -20,6 +21,7 @@ import asyncio
 import os
 import time
 import zlib
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -212,28 +214,33 @@ class BookingHost:
         async with self._lock(booking_id):
             for _ in range(5):
                 try:
-                    async with self.pool.acquire() as conn, conn.transaction():
+                    async with self.pool.acquire() as conn:
                         row = await repo.get(conn, bid)
                         if row is None:
                             return {"status": "not_found"}
                         previous = row["status"]
                         legal = to in rules.TRANSITIONS[S(previous)]
-                        if webhook is not None:
-                            outcome = "applied" if legal else f"ignored: {row['status']} -> {to.value}"
-                            if not await repo.record_webhook(conn, webhook[0], webhook[1], bid, webhook[2], outcome):
-                                return {"status": "duplicate", "state": row["status"]}
-                        if not legal:
-                            self._refresh(dict(row))
-                            compliance.record("booking.transition", outcome="refused", tenant_id=row["tenant_id"],
-                                              actor=actor, target=bid, source=source, trace_id=trace_id,
-                                              from_state=row["status"], to_state=to.value)
-                            return {"status": "ignored" if webhook else "illegal", "state": row["status"],
-                                    "from": row["status"], "to": to.value}
-                        cost = None
-                        if row["status"] == S.active.value:
-                            cost = await self.ledger.close(conn, row, now_utc())
-                        new, msg = await repo.transition(conn, self.settings, row, to, source=source, reason=reason,
-                                                         actor=actor, trace_id=trace_id, cost_actual=cost)
+                        # the transition is one statement (its own transaction); a webhook's claim and the
+                        # meter's closing usage must commit with it, so only they open a transaction around it
+                        closes_meter = legal and previous == S.active.value
+                        tx = conn.transaction() if webhook is not None or closes_meter else nullcontext()
+                        async with tx:
+                            if webhook is not None:
+                                outcome = "applied" if legal else f"ignored: {row['status']} -> {to.value}"
+                                if not await repo.record_webhook(conn, webhook[0], webhook[1], bid, webhook[2],
+                                                                 outcome):
+                                    return {"status": "duplicate", "state": row["status"]}
+                            if not legal:
+                                self._refresh(dict(row))
+                                compliance.record("booking.transition", outcome="refused",
+                                                  tenant_id=row["tenant_id"], actor=actor, target=bid, source=source,
+                                                  trace_id=trace_id, from_state=row["status"], to_state=to.value)
+                                return {"status": "ignored" if webhook else "illegal", "state": row["status"],
+                                        "from": row["status"], "to": to.value}
+                            cost = await self.ledger.close(conn, row, now_utc()) if closes_meter else None
+                            new, msg = await repo.transition(conn, self.settings, row, to, source=source,
+                                                             reason=reason, actor=actor, trace_id=trace_id,
+                                                             cost_actual=cost)
                     break
                 except repo.VersionConflict:
                     self.counters["conflicts"] += 1

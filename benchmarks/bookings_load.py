@@ -3,9 +3,9 @@
 `http` mode: `count` POST /bookings (each with its own Idempotency-Key) from `concurrency` clients.
 `read` mode, the HTTP floor: `count` GET /bookings/{id} (authentication, tenant check, one query) from
 `concurrency` clients through the same HAProxy, Serve ingress and middleware.
-`plain` mode, the baseline: the same accept work without HTTP or actors: per booking the idempotency
-look-up, the offer re-check and the Draft insert (row, transition, audit entry, outbox), and with
-`--submit` also the Draft -> PendingProvision transaction, from `concurrency` tasks on one asyncpg pool.
+`plain` mode, the baseline: the same accept work without HTTP or actors: per booking the offer re-check
+and the Draft insert (row, transition, audit entry, outbox: one statement), and with `--submit` also the
+host's read and Draft -> PendingProvision transition, from `concurrency` tasks on one asyncpg pool.
 `bare` mode, the machine's floor: one single-row INSERT (autocommit, fsync'd) per booking from
 `concurrency` tasks on the same pool size.
 """
@@ -109,18 +109,15 @@ async def run_plain(settings_json: str, owners: list[list[str]], offers: list[st
 
     async def one(i: int) -> None:
         tenant, user = owners[i % len(owners)]
-        async with pool.acquire() as conn:
-            await repo.by_idempotency_key(conn, uuid.UUID(tenant), f"plain-{i}")
+        async with pool.acquire() as conn:  # what POST /bookings does for a first request, in the same calls
             offer = await repo.offer_for_booking(conn, uuid.UUID(offers[i % len(offers)]))
             start = now_utc()
-            async with conn.transaction():
-                row, _ = await repo.create(conn, settings, tenant_id=uuid.UUID(tenant), user_id=uuid.UUID(user),
-                                           offer=offer, start=start, end=start + timedelta(hours=1),
-                                           idempotency_key=f"plain-{uuid.uuid4()}", request_hash=rules.request_fingerprint({}),
-                                           trace_id=None)
-            if not submit:
-                return
-            async with conn.transaction():
+            row, _ = await repo.create(conn, settings, tenant_id=uuid.UUID(tenant), user_id=uuid.UUID(user),
+                                       offer=offer, start=start, end=start + timedelta(hours=1),
+                                       idempotency_key=f"plain-{uuid.uuid4()}", request_hash=rules.request_fingerprint({}),
+                                       trace_id=None)
+            if submit:  # what the host does next: read the row, move it
+                row = await repo.get(conn, row["id"])
                 await repo.transition(conn, settings, row, BookingState.pending_provision, source="api")
 
     async def worker() -> None:

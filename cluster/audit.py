@@ -28,52 +28,77 @@ def _s(v: Any) -> str | None:
     return None if v is None else str(v)
 
 
+def audit_entry(tenant_id: Any, user_id: Any, action: str, target_type: str | None = None, target_id: Any = None,
+                *, ip: str | None = None, user_agent: str | None = None,
+                details: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """An entry as it is hashed and stored, before it is linked to its chain."""
+    return {"tenant_id": _s(tenant_id), "user_id": _s(user_id), "action": action, "target_type": target_type,
+            "target_id": _s(target_id), "ts": now_utc(), "ip": anonymize_ip(ip),
+            "user_agent": (user_agent or None) and user_agent[:200], "details": normalize_details(details)}
+
+
+def append_ctes(entry: dict[str, Any], first: int, after: str | None = None) -> tuple[str, str, list[Any]]:
+    """The append of `entry` as CTEs of a caller's statement, so that its change and its audit entry are one
+    statement: the chain's lock is then held for the statement and its commit, never across a client round
+    trip (at 100 concurrent bookings the round trips of a busy caller were what serialized a tenant's
+    appends). Returns (head, append, params), params numbered from `first`:
+
+    - `head` defines `audit_head`, the chain's head row locked FOR UPDATE, which waits for a concurrent
+      appender and then reads the head it committed (READ COMMITTED) or raises a serialization error
+      (REPEATABLE READ, SERIALIZABLE). It is empty for a chain without a head: the change's CTEs should then
+      write nothing (select FROM audit_head), and the caller append with `append_audit` in a transaction.
+    - `append` defines `audit_entry` (the entry linked to the head, RETURNING id, hash_prev, hash_curr) and
+      `audit_move` (the head moved to it), written once per row of the CTE `after` (if given).
+
+    The hash is the one `chain_hash` computes: sha256 of the predecessor's hash (ASCII) and the entry's
+    canonical bytes."""
+    c, n = f"${first}", [f"${first + i}" for i in range(1, 12)]
+    head = f"audit_head AS (SELECT hash_curr FROM audit_chain_heads WHERE chain = {c}::text FOR UPDATE)"
+    append = f"""audit_entry AS (
+    INSERT INTO audit_log (tenant_id, user_id, action, target_type, target_id, ts, ip, user_agent, details,
+                           hash_prev, hash_curr)
+    SELECT {n[0]}::uuid, {n[1]}::uuid, {n[2]}::text, {n[3]}::text, {n[4]}::text, {n[5]}::timestamptz, {n[6]}::text,
+           {n[7]}::text, {n[8]}::jsonb, audit_head.hash_curr,
+           encode(sha256(convert_to(coalesce(audit_head.hash_curr, {n[9]}::text), 'UTF8') || {n[10]}::bytea), 'hex')
+    FROM audit_head{", " + after if after else ""}
+    RETURNING id, hash_prev, hash_curr
+), audit_move AS (
+    UPDATE audit_chain_heads h SET last_id = audit_entry.id, hash_curr = audit_entry.hash_curr
+    FROM audit_entry WHERE h.chain = {c}::text
+)"""
+    params = [entry["tenant_id"] or "", entry["tenant_id"], entry["user_id"], entry["action"], entry["target_type"],
+              entry["target_id"], entry["ts"], entry["ip"], entry["user_agent"], entry["details"], GENESIS,
+              canonical(entry)]
+    return head, append, params
+
+
 async def append_audit(conn: asyncpg.Connection, tenant_id: Any, user_id: Any, action: str,
                        target_type: str | None = None, target_id: Any = None, *, ip: str | None = None,
                        user_agent: str | None = None, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Append one entry to `tenant_id`'s chain. Must run inside the transaction of the change it records."""
     if not conn.is_in_transaction():
         raise RuntimeError("append_audit must run inside the transaction of the change it records")
-    tenant = _s(tenant_id)
-    chain = tenant or ""
-    entry = {"tenant_id": tenant, "user_id": _s(user_id), "action": action, "target_type": target_type,
-             "target_id": _s(target_id), "ts": now_utc(), "ip": anonymize_ip(ip),
-             "user_agent": (user_agent or None) and user_agent[:200], "details": normalize_details(details)}
-    # One statement locks the head, links the entry and moves the head: the chain's lock is then held for
-    # this statement and the commit, not for three client round trips (at 100 concurrent bookings the
-    # round trips of the busy caller were what serialized a tenant's appends). The hash is the one
-    # `chain_hash` computes: sha256 of the predecessor's hash (ASCII) and the entry's canonical bytes.
-    got = await conn.fetchrow(_APPEND_ONE, chain, tenant, entry["user_id"], action, target_type,
-                              entry["target_id"], entry["ts"], entry["ip"], entry["user_agent"], entry["details"],
-                              GENESIS, canonical(entry))
+    entry = audit_entry(tenant_id, user_id, action, target_type, target_id, ip=ip, user_agent=user_agent,
+                        details=details)
+    head, append, params = append_ctes(entry, 1)
+    got = await conn.fetchrow(f"WITH {head}, {append} SELECT id, hash_prev, hash_curr FROM audit_entry", *params)
     if got is None:  # no head yet: the chain's first entry creates it (locked) the long way
-        return await _append_first(conn, chain, entry)
+        return await append_first(conn, entry)
     entry.update(id=got["id"], hash_prev=got["hash_prev"], hash_curr=got["hash_curr"])
     return entry
 
 
-# SELECT ... FOR UPDATE waits for a concurrent appender and then reads the head it committed (READ
-# COMMITTED), or raises a serialization error (REPEATABLE READ, SERIALIZABLE); the UPDATE then moves the
-# row this statement holds locked.
-_APPEND_ONE = """
-WITH head AS (
-    SELECT hash_curr FROM audit_chain_heads WHERE chain = $1 FOR UPDATE
-), e AS (
-    INSERT INTO audit_log (tenant_id, user_id, action, target_type, target_id, ts, ip, user_agent, details,
-                           hash_prev, hash_curr)
-    SELECT $2::uuid, $3::uuid, $4::text, $5::text, $6::text, $7::timestamptz, $8::text, $9::text, $10::jsonb,
-           head.hash_curr, encode(sha256(convert_to(coalesce(head.hash_curr, $11::text), 'UTF8') || $12::bytea), 'hex')
-    FROM head
-    RETURNING id, hash_prev, hash_curr
-)
-UPDATE audit_chain_heads h SET last_id = e.id, hash_curr = e.hash_curr FROM e WHERE h.chain = $1
-RETURNING e.id, e.hash_prev, e.hash_curr
-"""
+async def ensure_chain(conn: asyncpg.Connection, tenant_id: Any) -> None:
+    """Create the head of `tenant_id`'s chain if it has none (in the caller's transaction)."""
+    await conn.execute("INSERT INTO audit_chain_heads (chain) VALUES ($1) ON CONFLICT (chain) DO NOTHING",
+                       _s(tenant_id) or "")
 
 
-async def _append_first(conn: asyncpg.Connection, chain: str, entry: dict[str, Any]) -> dict[str, Any]:
+async def append_first(conn: asyncpg.Connection, entry: dict[str, Any]) -> dict[str, Any]:
+    """Append `entry` (from `audit_entry`) to a chain that may have no head yet, in the caller's transaction."""
     # Creates and locks the head (or, raced by another first entry, waits for it); DO UPDATE, unlike a plain
     # SELECT, acts on the newest committed version or raises a serialization error, never on the snapshot's.
+    chain = entry["tenant_id"] or ""
     prev = await conn.fetchval(
         "INSERT INTO audit_chain_heads (chain) VALUES ($1) ON CONFLICT (chain) DO UPDATE SET chain = EXCLUDED.chain "
         "RETURNING hash_curr", chain)

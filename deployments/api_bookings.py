@@ -1,7 +1,7 @@
 """`/bookings`: create (idempotent), list, read with transitions, cancel (FR-BOOK-1/2).
 
-Accepting is one PostgreSQL transaction (the offer re-checked, its price locked into a Draft booking with
-its audit entry and outbox event) and a hand-off, not awaited, to the booking's host actor, which submits
+Accepting is one PostgreSQL statement, its own transaction (the offer re-checked before, its price locked
+into a Draft booking with its transition, audit entry and outbox event) and a hand-off, not awaited, to the booking's host actor, which submits
 it (Draft -> PendingProvision) and provisions in the background; the answer is the Draft. If the hand-off
 is lost the booking stays a Draft and its host adopts it on its next sweep or start. Other tenants' bookings answer 404.
 """
@@ -164,10 +164,9 @@ async def create_booking(body: BookingIn, request: Request, me: Principal = Depe
             if refusal[0] == 422:
                 raise ApiError(*refusal)
             raise _refuse(me, *refusal, target=body.offer_id)
-        async with conn.transaction():
-            row, event = await repo.create(conn, settings, tenant_id=me.tenant_id, user_id=me.user_id, offer=offer,
-                                           start=start, end=end, idempotency_key=idempotency_key,
-                                           request_hash=fingerprint, trace_id=trace_id)
+        row, event = await repo.create(conn, settings, tenant_id=me.tenant_id, user_id=me.user_id, offer=offer,
+                                       start=start, end=end, idempotency_key=idempotency_key,
+                                       request_hash=fingerprint, trace_id=trace_id)
         if row is None:  # a concurrent request with the same key won
             return _replay(me, await repo.by_idempotency_key(conn, me.tenant_id, idempotency_key or ""), fingerprint)
     compliance.record("booking.create", outcome="success", tenant_id=me.tenant_id, actor=me.user_id, target=row["id"],

@@ -1,9 +1,9 @@
 """Bookings storage: create, read, page, and transition (row + transition + audit entry + outbox event).
 
-A transition is two statements inside the caller's transaction (the change with its transition and outbox
-rows, then the audit entry, which holds the tenant's chain lock until the commit):
+A transition is one statement (the booking row, its transition row, its outbox row and its audit entry),
+a transaction by itself or part of the caller's:
 
-    async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn:
         row, event = await transition(conn, settings, row, BookingState.active, source="webhook")
 
 The UPDATE matches the version it read (optimistic concurrency): a concurrent writer makes it raise
@@ -19,7 +19,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from cluster.audit import append_audit
+from cluster.audit import append_ctes, audit_entry, ensure_chain
 from cluster.messaging import subject
 from cluster.repositories import require_transaction
 from domain import bookings as rules
@@ -95,23 +95,31 @@ def event_payload(row: Any, previous: str | None, source: str, reason: str | Non
             "ts": row["updated_at"].isoformat()}
 
 
-# The change, its transition row and its outbox row in one statement (the transition and outbox rows only
-# if the change happened): one round trip instead of three. `{change}` is an INSERT or UPDATE of bookings
-# whose parameters start at $7; $1-$6 are the transition's from state, source and reason, and the event's
-# subject, msg id and payload, known before the statement since the caller chose the id, version and time.
+# A change is ONE statement, its own transaction when the caller has none: the booking row, its transition
+# row, its outbox row and its audit entry, written only together (the change selects FROM the locked chain
+# head, the others FROM the change). No client round trip happens while the tenant's chain is locked.
+# `{change}` is an INSERT or UPDATE of bookings whose parameters start at $7; $1-$6 are the transition's from
+# state, source and reason, and the event's subject, msg id and payload, known before the statement since
+# the caller chose the id, version and time. The audit's parameters follow the change's.
 _CHANGE = """
-WITH b AS ({change} RETURNING {cols}),
+WITH {head},
+b AS ({change} RETURNING {cols}),
 t AS (INSERT INTO booking_transitions (booking_id, version, from_state, to_state, source, reason, ts)
       SELECT id, version, $1::text, status, $2::text, $3::text, updated_at FROM b),
-o AS (INSERT INTO outbox (subject, msg_id, payload) SELECT $4::text, $5::text, $6::jsonb FROM b RETURNING id)
-SELECT b.*, (SELECT id FROM o) AS outbox_id FROM b
+o AS (INSERT INTO outbox (subject, msg_id, payload) SELECT $4::text, $5::text, $6::jsonb FROM b RETURNING id),
+{append}
+SELECT EXISTS (SELECT 1 FROM audit_head) AS has_head, b.*, (SELECT id FROM o) AS outbox_id
+FROM (SELECT 1) AS one LEFT JOIN b ON true
 """
-_CREATE = _CHANGE.format(cols=COLS, change="""
+_CREATE = """
     INSERT INTO bookings (id, tenant_id, user_id, offer_id, provider_id, start_time, end_time, status, version,
                           price_per_hour, currency, cost_estimate, idempotency_key, request_hash, created_at, updated_at)
-    VALUES ($7, $8, $9, $10, $11, $12, $13, 'Draft', 0, $14, $15, $16, $17, $18, $19, $19)
-    ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING""")
-_TRANSITION = _CHANGE.format(cols=COLS, change="""
+    SELECT $7::uuid, $8::uuid, $9::uuid, $10::uuid, $11::text, $12::timestamptz, $13::timestamptz, 'Draft', 0,
+           $14::numeric, $15::text, $16::numeric, $17::text, $18::text, $19::timestamptz, $19::timestamptz
+    FROM audit_head
+    ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"""
+_CREATE_PARAMS = 19
+_TRANSITION = """
     UPDATE bookings SET status = $9, version = version + 1, updated_at = $10,
            pending_since = CASE WHEN $9 = 'PendingProvision' THEN $10 ELSE pending_since END,
            active_since = CASE WHEN $9 = 'Active' THEN $10 ELSE active_since END,
@@ -119,7 +127,8 @@ _TRANSITION = _CHANGE.format(cols=COLS, change="""
            last_error = CASE WHEN $9 = 'Failed' THEN $3 ELSE last_error END,
            external_booking_id = coalesce($11, external_booking_id),
            cost_actual = coalesce($12, cost_actual)
-    WHERE id = $7 AND version = $8""")
+    WHERE id = $7 AND version = $8 AND EXISTS (SELECT 1 FROM audit_head)"""
+_TRANSITION_PARAMS = 12
 
 
 def _event(settings: Any, after: dict[str, Any], previous: str | None, source: str,
@@ -129,48 +138,58 @@ def _event(settings: Any, after: dict[str, Any], previous: str | None, source: s
     return subj, f"{msg_prefix(settings)}{after['id']}:{after['version']}", event_payload(after, previous, source, reason)
 
 
-async def _audit(conn: asyncpg.Connection, row: Any, previous: str | None, source: str, reason: str | None,
-                 actor: Any, trace_id: str | None) -> None:
-    # last in the transaction: the append holds the tenant's chain lock until commit
-    await append_audit(conn, row["tenant_id"], actor, "booking.created" if previous is None else "booking.transition",
-                       "booking", row["id"], details={"from": previous, "to": row["status"], "version": row["version"],
-                                                      "source": source, "reason": reason, "trace_id": trace_id})
+async def _change(conn: asyncpg.Connection, change: str, n_params: int, params: list[Any], after: dict[str, Any],
+                  previous: str | None, source: str, reason: str | None, actor: Any,
+                  trace_id: str | None) -> asyncpg.Record | None:
+    """Run a change with its audit entry; None when it changed nothing (version or idempotency key taken)."""
+    entry = audit_entry(after["tenant_id"], actor, "booking.created" if previous is None else "booking.transition",
+                        "booking", after["id"], details={"from": previous, "to": after["status"],
+                                                         "version": after["version"], "source": source,
+                                                         "reason": reason, "trace_id": trace_id})
+    head, append, audit_params = append_ctes(entry, n_params + 1, after="b")
+    sql = _CHANGE.format(head=head, change=change, cols=COLS, append=append)
+    row = await conn.fetchrow(sql, *params, *audit_params)
+    if not row["has_head"]:  # the tenant's chain has no head yet: create it, then the same statement again
+        async with conn.transaction():
+            await ensure_chain(conn, after["tenant_id"])
+            row = await conn.fetchrow(sql, *params, *audit_params)
+    return row if row["id"] is not None else None
 
 
 async def create(conn: asyncpg.Connection, settings: Any, *, tenant_id: UUID, user_id: UUID, offer: Any,
                  start: datetime, end: datetime, idempotency_key: str | None, request_hash: str,
                  trace_id: str | None) -> tuple[asyncpg.Record | None, tuple | None]:
     """Insert a Draft booking at the offer's current price (locked). Returns (row, outbox message) or
-    (None, None) when the tenant's Idempotency-Key is already taken (the caller reads that booking)."""
-    require_transaction(conn, "bookings.create")
+    (None, None) when the tenant's Idempotency-Key is already taken (the caller reads that booking).
+    One statement: atomic by itself, or part of the caller's transaction."""
     price, now = offer["price_per_hour"], now_utc()
     draft = {"id": uuid4(), "tenant_id": tenant_id, "status": S.draft.value, "version": 0, "updated_at": now}
     subj, msg_id, payload = _event(settings, draft, None, "api", None)
-    row = await conn.fetchrow(_CREATE, None, "api", None, subj, msg_id, payload, draft["id"], tenant_id, user_id,
-                              offer["id"], offer["provider_id"], start, end, price, offer["currency"],
-                              rules.cost_estimate(price, start, end), idempotency_key, request_hash, now)
+    row = await _change(conn, _CREATE, _CREATE_PARAMS, [
+        None, "api", None, subj, msg_id, payload, draft["id"], tenant_id, user_id, offer["id"], offer["provider_id"],
+        start, end, price, offer["currency"], rules.cost_estimate(price, start, end), idempotency_key, request_hash,
+        now], draft, None, "api", None, user_id, trace_id)
     if row is None:
         return None, None
-    await _audit(conn, row, None, "api", None, user_id, trace_id)
     return row, (subj, msg_id, json.dumps(payload), row["outbox_id"])
 
 
 async def transition(conn: asyncpg.Connection, settings: Any, row: Any, to: S, *, source: str,
                      reason: str | None = None, actor: Any = None, trace_id: str | None = None,
                      external_id: str | None = None, cost_actual: Any = None) -> tuple[asyncpg.Record, tuple]:
-    """Move `row` (as read, with its version) to `to`. Raises IllegalTransition or VersionConflict."""
-    require_transaction(conn, "bookings.transition")
+    """Move `row` (as read, with its version) to `to`. Raises IllegalTransition or VersionConflict.
+    One statement: atomic by itself, or part of the caller's transaction."""
     previous = row["status"]
     rules.check(previous, to)
     now = now_utc()
     after = {"id": row["id"], "tenant_id": row["tenant_id"], "status": to.value, "version": row["version"] + 1,
              "updated_at": now}
     subj, msg_id, payload = _event(settings, after, previous, source, reason)
-    new = await conn.fetchrow(_TRANSITION, previous, source, reason, subj, msg_id, payload, row["id"], row["version"],
-                              to.value, now, external_id, cost_actual)
+    new = await _change(conn, _TRANSITION, _TRANSITION_PARAMS, [
+        previous, source, reason, subj, msg_id, payload, row["id"], row["version"], to.value, now, external_id,
+        cost_actual], after, previous, source, reason, actor, trace_id)
     if new is None:
         raise VersionConflict(f"booking {row['id']} changed since version {row['version']}")
-    await _audit(conn, new, previous, source, reason, actor, trace_id)
     return new, (subj, msg_id, json.dumps(payload), new["outbox_id"])
 
 
