@@ -1,7 +1,7 @@
 """Benchmark the booking path: 1,000 bookings through the sandbox provider at 100 concurrent clients.
 
     PYTHONPATH=. .venv/bin/python benchmarks/bookings.py [--count 1000] [--concurrency 100]
-        [--ingress-replicas 1] [--profile DIR]
+        [--ingress-replicas 1] [--tenants 10] [--db-pool-max N] [--profile DIR]
 
 Own database, Ray, Serve (throughput mode) and booking hosts; the load comes from a separate process
 (benchmarks/bookings_load.py). Measures: accept latency p50/p95/p99 (POST /bookings answered), time to
@@ -42,14 +42,14 @@ TENANTS = 10
 ONE_PER_BOOKING_SAMPLE = 10  # actors started to measure what one process per booking costs
 
 
-def bench_settings(state_dir: Path, ingress_replicas: int = 1) -> Settings:
+def bench_settings(state_dir: Path, ingress_replicas: int = 1, db_pool_max: int | None = None) -> Settings:
     return load_settings(database_url=f"postgresql://postgres@127.0.0.1:5432/gpubroker_bench_bk_{secrets.token_hex(3)}",
                          redis_prefix=f"bench-bk-{secrets.token_hex(3)}:", nats_prefix="benchbk.",
                          http_port=_free_port(), haproxy_stats_port=_free_port(), haproxy_metrics_port=_free_port(),
                          state_dir=state_dir, ingress_replicas_min=ingress_replicas,
                          ingress_replicas_max=ingress_replicas, log_level="WARNING",
                          anon_rate_limit_rps=1_000_000, anon_rate_limit_burst=1_000_000, sandbox_delay_s=1.0,
-                         booking_status_poll_s=5.0)
+                         booking_status_poll_s=5.0, **({"db_pool_max": db_pool_max} if db_pool_max else {}))
 
 
 def _pct(xs: list[float], p: float) -> float:
@@ -87,10 +87,10 @@ async def prepare(settings: Settings) -> dict[str, str]:
         await pool.close()
 
 
-async def accounts(base: str, settings: Settings) -> list[dict]:
+async def accounts(base: str, settings: Settings, tenants: int) -> list[dict]:
     out = []
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-        for i in range(TENANTS):
+        for i in range(tenants):
             email = f"bench-{secrets.token_hex(4)}@example.test"
             r = await http.post("/auth/register", json={"email": email, "password": "bench password 123",
                                                          "tenant_name": f"bench-{i}"})
@@ -266,7 +266,7 @@ def run(args) -> dict:
     from cluster.ray_env import deploy
 
     state = Path(tempfile.mkdtemp(prefix="bench-bookings-"))
-    settings = bench_settings(state, args.ingress_replicas)
+    settings = bench_settings(state, args.ingress_replicas, args.db_pool_max)
     os.environ.setdefault("GPUBROKER_SECRET_PROVIDERS_SANDBOX_WEBHOOK_SECRET", "bench-" + secrets.token_hex(16))
     offers = asyncio.run(prepare(settings))
     std = ",".join(offers[e] for e in STANDARD)
@@ -275,7 +275,8 @@ def run(args) -> dict:
                          "or actors; that plus the Draft -> PendingProvision transaction; a bare INSERT loop. Each "
                          "tenant's audit chain serializes its appends in the first two. http_floor_get_booking: "
                          "GET /bookings/{id} through the same HTTP stack. The load generator shares the 2 cores.",
-                 "load": {"bookings": args.count, "concurrency": args.concurrency, "tenants": TENANTS,
+                 "load": {"bookings": args.count, "concurrency": args.concurrency, "tenants": args.tenants,
+                          "db_pool_max": settings.db_pool_max,
                           "offers": STANDARD, "sandbox_delay_s": settings.sandbox_delay_s,
                           "booking_shards": settings.booking_shards, "ingress_replicas": args.ingress_replicas}}
 
@@ -294,7 +295,7 @@ def run(args) -> dict:
             deploy(settings)
             start_hosts(settings)
             httpx.get(base + "/health", timeout=30)
-            accs = asyncio.run(accounts(base, settings))
+            accs = asyncio.run(accounts(base, settings, args.tenants))
             tokens = json.dumps([a["token"] for a in accs])
             _load("--mode", "http", "--base", base, "--tokens", tokens, "--offers", std, "--count", "50",
                   "--concurrency", "10", "--run", "warmup", timeout=120)
@@ -361,6 +362,8 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=100)
     ap.add_argument("--ingress-replicas", type=int, default=1)
+    ap.add_argument("--tenants", type=int, default=TENANTS, help="the clients' tenants (each has one audit chain)")
+    ap.add_argument("--db-pool-max", type=int, help="asyncpg pool size per process (default: the setting's)")
     ap.add_argument("--profile", help="folder for py-spy stacks of the ingress and hosts during the accept load")
     args = ap.parse_args()
     t0 = time.monotonic()
