@@ -7,6 +7,7 @@ from typing import Any
 
 from actors.booking_host import NAMESPACE, BookingHost, host_name, shard_of
 from cluster.logs import get_logger
+from cluster.ray_env import actor_runtime_env
 
 log = get_logger("bookings")
 _REMOTE = None
@@ -23,8 +24,6 @@ def get_or_create(settings: Any, shard: int) -> Any:
     """The shard's host actor, created on first use (named, detached, restarted by Ray, no CPU reserved).
     Blocking: call it from a thread, never from the event loop."""
     import ray
-
-    from cluster.ray_env import actor_runtime_env
 
     global _REMOTE
     name = host_name(settings, shard)

@@ -263,7 +263,7 @@ def profile(seconds: int, out_dir: str) -> list[subprocess.Popen]:
 
 def run(args) -> dict:
     from cluster.messaging import delete_streams, ensure_streams
-    from cluster.ray_env import deploy
+    from deployments.app import deploy
 
     state = Path(tempfile.mkdtemp(prefix="bench-bookings-"))
     settings = bench_settings(state, args.ingress_replicas, args.db_pool_max)

@@ -104,7 +104,7 @@ async def prepare_db(settings: Settings) -> list[dict]:
 def run_serve(settings: Settings, duration: float) -> dict:
     from actors.forecast_backtest import FitSettings
     from actors.forecast_train import train
-    from cluster.ray_env import build_app, deploy
+    from deployments.app import deploy
 
     combos = asyncio.run(prepare_db(settings))
     rnd = random.Random(5)
@@ -123,7 +123,7 @@ def run_serve(settings: Settings, duration: float) -> dict:
         for attempt in (1, 2):  # Serve's proxy start has timed out once on the loaded 2-core machine
             try:
                 deploy(settings)
-                deploy(baseline_settings, name="baseline", route_prefix="/baseline", app=build_app(baseline_settings))
+                deploy(baseline_settings, name="baseline", route_prefix="/baseline")
                 break
             except Exception as exc:
                 if attempt == 2:

@@ -21,9 +21,9 @@ from domain.inputs import BIGINT_MAX, RequestModel
 from domain.models import Plan, Role
 from domain.pagination import CURSOR_DESCRIPTION, CURSOR_PATTERN, CursorError, decode_cursor, encode_cursor
 from domain.permissions import P
-from gateway import live_sessions, sessions
-from gateway.authz import Principal, client_ip, require, user_agent
-from gateway.http import ApiError
+from gateway.auth import live_sessions, sessions
+from gateway.auth.authz import Principal, client_ip, require, user_agent
+from gateway.http.edge import ApiError
 from deployments.api_auth import EMAIL_PATTERN, check_password, hash_password
 
 router = APIRouter(prefix="/admin", tags=["admin"])

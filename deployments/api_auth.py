@@ -5,7 +5,7 @@ tenant (free plan) and its first user, who becomes that tenant's `admin`. Everyo
 by being created by its admin (`POST /admin/users`), within the tenant's seats. Any invalid credential
 answers the same 401 ("invalid credentials"), whether the email, the password or the second factor was
 wrong; repeated failures (wrong passwords and wrong second factors alike) answer 429 with Retry-After,
-counted per account and real client address (`gateway.login_throttle`).
+counted per account and real client address (`gateway.auth.login_throttle`).
 """
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ from domain.api import MfaChallenge, MfaState, Profile, Registered, TotpEnrolmen
 from domain.inputs import RequestModel
 from domain.passwords import PasswordPolicy, WeakPassword
 from domain.permissions import P
-from gateway import live_sessions, login_throttle, mfa, sessions
-from gateway.authz import Principal, client_ip, require, token_service, user_agent
-from gateway.http import ApiError
-from gateway.secretbox import SecretBox
+from gateway.auth import live_sessions, login_throttle, mfa, sessions
+from gateway.auth.authz import Principal, client_ip, require, token_service, user_agent
+from gateway.auth.secretbox import SecretBox
+from gateway.http.edge import ApiError
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$"

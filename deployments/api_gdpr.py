@@ -24,9 +24,9 @@ from cluster.db import run_transaction
 from domain.api import DataExport, Erased
 from domain.audit import now_utc
 from domain.permissions import P
-from gateway import live_sessions, mfa, sessions
-from gateway.authz import Principal, client_ip, require, user_agent
-from gateway.http import ApiError
+from gateway.auth import live_sessions, mfa, sessions
+from gateway.auth.authz import Principal, client_ip, require, user_agent
+from gateway.http.edge import ApiError
 
 router = APIRouter(tags=["gdpr"])
 

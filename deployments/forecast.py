@@ -85,13 +85,3 @@ class Forecast:
         v, c = self.service.version, self.service.catalog
         return {"version": v.name if v else None, "offers": len(c.offers) if c else 0,
                 "series_with_history": len(c.history) if c else 0}
-
-
-def forecast_deployment(settings: Settings):
-    """The deployment with its autoscaling bounds from settings."""
-    from ray import serve
-
-    from cluster.ray_env import deployment_options
-
-    return serve.deployment(Forecast, **deployment_options(
-        settings, "Forecast", settings.forecast_replicas_min, settings.forecast_replicas_max))

@@ -98,13 +98,15 @@ class ForecastService:
     # --- matching ---------------------------------------------------------------------------------------
     def _candidates(self, req: ForecastRequest) -> tuple[np.ndarray, np.ndarray]:
         cat = self.catalog
-        if cat is None or not cat.offers:
-            raise ForecastError(503, "dependency_unavailable", "the offer catalog is not loaded yet; retry shortly")
+        loaded = cat is not None and bool(cat.offers)
+        # a name no GPU model has is 404 whether or not the catalog has loaded: only a real question waits
         gpus = matching_gpus(req.gpu_type)
         if not gpus:
-            known = set(GPUS) | set(cat.gpu.tolist())
+            known = set(GPUS) | (set(cat.gpu.tolist()) if loaded else set())
             raise ForecastError(404, "unknown_gpu", f"no GPU model is called {req.gpu_type!r}",
                                 {"closest": _closest(req.gpu_type, known)})
+        if not loaded:
+            raise ForecastError(503, "dependency_unavailable", "the offer catalog is not loaded yet; retry shortly")
         mask = np.isin(cat.gpu, gpus)
         if not mask.any():
             raise ForecastError(404, "unknown_gpu", f"no offers for {req.gpu_type!r} ({', '.join(gpus)})",

@@ -95,7 +95,7 @@ def _write_csv(path: Path) -> None:
 def test_eval_cli_json_last_line(tmp_path):
     csv = tmp_path / "history.csv.gz"
     _write_csv(csv)
-    proc = subprocess.run([sys.executable, "-m", "cluster.cli", "forecast", "eval", "--history", str(csv),
+    proc = subprocess.run([sys.executable, "-m", "deployments.cli", "forecast", "eval", "--history", str(csv),
                            "--horizon", "30", "--cutoffs", "2", "--models", "persistence,seasonal_naive", "--json"],
                           cwd=ROOT, capture_output=True, text=True, timeout=240, env={"PYTHONPATH": str(ROOT),
                                                                                       "PATH": "/usr/bin:/bin"})
@@ -118,6 +118,6 @@ def test_eval_cli_json_last_line(tmp_path):
 def test_eval_cli_bad_input(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("date,price\n2024-01-01,1.0\n")
-    proc = subprocess.run([sys.executable, "-m", "cluster.cli", "forecast", "eval", "--history", str(bad)],
+    proc = subprocess.run([sys.executable, "-m", "deployments.cli", "forecast", "eval", "--history", str(bad)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2 and "missing column(s) provider, instance, gpu, region, price_type" in proc.stderr
