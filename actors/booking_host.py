@@ -2,9 +2,9 @@
 
 Bookings are hashed onto `booking_shards` hosts (default 4), each owning every live booking of its shard,
 as `actors/limiter.py` shards tenants. Why not one actor per booking: every actor is a process, measured
-at 174 MB RSS / 71 MB PSS each holding one booking (benchmarks/results/bookings.json), so the benchmark's
-1,050 live bookings would have needed 1,050 processes and ~72 GB PSS; the 4 hosts held them in 692 MB PSS
-in all (~173 MB each, the bookings a few MB of it). A finished booking leaves its host's memory at once.
+at 147 MB RSS / 71 MB PSS each holding one booking (benchmarks/results/bookings.json), so the benchmark's
+1,050 live bookings would have needed 1,050 processes and ~73 GB PSS; the 4 hosts held them in 391 MB PSS
+in all (~98 MB each, the bookings a few MB of it). A finished booking leaves its host's memory at once.
 
 Each transition is one PostgreSQL transaction (repositories.bookings.transition, one statement: row +
 version check, transition row, audit entry, outbox row; with the webhook's claim or the meter's close when

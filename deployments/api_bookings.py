@@ -175,8 +175,8 @@ async def create_booking(body: BookingIn, request: Request, me: Principal = Depe
     try:
         # handed off, not awaited: accepting is the committed Draft (SRS: accept and enqueue in 500 ms,
         # provisioning async). Waiting for the host's Draft -> PendingProvision transaction made accept
-        # p95 6.3 s at 100 clients (benchmarks/results/bookings.json). A lost hand-off leaves a Draft,
-        # which its host adopts when it starts and on every sweep.
+        # p95 6.3 s at 100 clients on a quiet machine (benchmarks/bookings.py). A lost hand-off leaves a
+        # Draft, which its host adopts when it starts and on every sweep.
         hand_off(settings, row["id"], event, trace_id)
     except Exception as exc:
         log.warning("booking host unreachable; the Draft waits for its host", extra={"booking_id": view["id"],
