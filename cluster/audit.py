@@ -22,11 +22,12 @@ from typing import Any, Mapping
 import asyncpg
 
 from cluster.repositories import audit as audit_repo
-from domain.audit import GENESIS, BrokenLink, anonymize_ip, chain_hash, normalize_details, now_utc, verify_chain
+from domain.audit import GENESIS, BrokenLink, new_entry, verify_chain
 
 
 def _s(v: Any) -> str | None:
     return None if v is None else str(v)
+
 
 
 async def append_audit(conn: asyncpg.Connection, tenant_id: Any, user_id: Any, action: str,
@@ -34,15 +35,12 @@ async def append_audit(conn: asyncpg.Connection, tenant_id: Any, user_id: Any, a
                        user_agent: str | None = None, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Append one entry to `tenant_id`'s chain. Must run inside the transaction of the change it records
     (the repository refuses otherwise, before writing anything)."""
-    tenant = _s(tenant_id)
-    chain = tenant or ""
-    prev = await audit_repo.lock_chain_head(conn, chain)
-    entry = {"tenant_id": tenant, "user_id": _s(user_id), "action": action, "target_type": target_type,
-             "target_id": _s(target_id), "ts": now_utc(), "ip": anonymize_ip(ip),
-             "user_agent": (user_agent or None) and user_agent[:200], "details": normalize_details(details)}
-    entry["hash_prev"] = prev
-    entry["hash_curr"] = chain_hash(prev, entry)
-    entry["id"] = await audit_repo.insert_entry(conn, chain, entry)
+    entry = new_entry(tenant_id, user_id, action, target_type, target_id, ip=ip, user_agent=user_agent,
+                      details=details)
+    got = await audit_repo.append_linked(conn, entry)
+    if got is None:  # no head yet: the chain's first entry creates it (locked) the long way
+        return await audit_repo.append_first(conn, entry)
+    entry.update(got)
     return entry
 
 
