@@ -149,6 +149,11 @@ class Ingestor:
     async def has_offers(self, provider: str) -> bool:
         return bool(await self.pool.fetchval("SELECT EXISTS (SELECT 1 FROM offers WHERE provider_id = $1)", provider))
 
+    async def last_sync_ts(self, provider: str) -> float | None:
+        """End of the provider's last stored sync (unix time), None before the first."""
+        ts = await self.pool.fetchval("SELECT last_sync_ts FROM provider_health WHERE provider_id = $1", provider)
+        return ts.timestamp() if ts is not None else None
+
     async def ingest(self, provider: str, offers: Iterable[Offer | dict], *, full: bool = True,
                      rejected: dict[str, int] | None = None, ts: datetime | None = None,
                      display: str | None = None) -> SyncStats:
