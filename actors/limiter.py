@@ -12,7 +12,9 @@ same.
 Ray restarts a limiter whose process or node died (`max_restarts=-1`). Its buckets were only in memory,
 so a restarted limiter starts each bucket empty rather than full: whatever the tenant was admitted just
 before the crash, the total over any window stays within rate x time + burst (plus the tokens replicas
-still hold from leases, at most `debt_cap` each). Why shards: each actor is a process (~130 MB RSS, ~2 s to start here), and with one actor per
+still hold from leases, at most `debt_cap` each).
+
+Why shards: each actor is a process (~130 MB RSS, ~2 s to start here), and with one actor per
 tenant 100 tenants on this 2-core machine admitted 31 % under their configured rate (lease calls starved
 among 100 processes), where 10 shards admitted within ±1 % (benchmarks/ratelimit.py).
 """

@@ -64,7 +64,8 @@ def gateway_actors(settings: Settings, **options: Any) -> list:
     placement = {"resources": {settings.ws_node_resource: 0.001}} if settings.ws_node_resource else {}
     return [
         WsGatewayActor.options(**{"name": f"{ACTOR_PREFIX}{i}", "lifetime": "detached", "get_if_exists": True,
-                                  "runtime_env": actor_runtime_env(settings), **placement, **options}).remote(settings, n > 1)
+                                  "runtime_env": actor_runtime_env(settings), **placement, **options})
+        .remote(settings, n > 1)
         for i in range(n)
     ]
 
