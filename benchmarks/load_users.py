@@ -8,6 +8,7 @@ before thinking (exponential think time), so the offered rate follows from users
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 import uuid
@@ -22,7 +23,7 @@ CLIENT_TIMEOUT_S = 15.0
 
 def user_worker(base: str, users: int, cfg: dict[str, Any], start_at: float, end_at: float, result_q, idx: int) -> None:
     """Process entry point: run `users` users from `start_at` to `end_at` (time.time()), then report
-    {route: (latencies as float32 bytes, {status: count})}."""
+    {route: (latencies in ms as float32 bytes, {status: count})}."""
     try:
         import uvloop
 
@@ -72,15 +73,18 @@ async def _run(base: str, users: int, cfg: dict[str, Any], start_at: float, end_
                 body = await r.read()
                 code = str(r.status)
                 if name == "booking_create" and r.status == 201:
-                    import json
-
                     bookings.append((acc["token"], json.loads(body)["id"]))
+                elif r.status >= 300:  # which error: the API's error format names it
+                    try:
+                        code += ":" + json.loads(body)["error"]["code"]
+                    except (ValueError, KeyError, TypeError):
+                        pass
         except Exception as exc:  # timeouts and refused connections are errors of the system under load
             code = type(exc).__name__
         took = time.perf_counter() - t0
         status[name][code] = status[name].get(code, 0) + 1
         if code[0] == "2":
-            lat[name].append(took)
+            lat[name].append(took * 1000)
 
     async def user(session, k: int) -> None:
         acc = accounts[(idx * users + k) % len(accounts)]

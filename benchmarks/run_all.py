@@ -121,11 +121,16 @@ def _mutation(d: dict) -> tuple[str, str, str]:
 
 
 def _load(d: dict) -> tuple[str, str, str]:
-    o, r = d["overall"], d["routes"]
-    within = [k for k, v in r.items() if v["within_budget"] is False]
-    return (f"{o['concurrent_users_http']:,} HTTP users + {o['concurrent_ws_subscribers']:,} WS: {o['rate_per_s']} req/s, "
-            f"errors {o['error_rate']:.2%}; search p95 {r['search']['p95_ms']} ms"
-            + (f"; over budget: {', '.join(within)}" if within else "; every budget met"),
+    stages = d.get("stages") or [{"users": d["overall"]["concurrent_users_http"], "routes": d["routes"],
+                                  "overall": d["overall"]}]
+    parts = []
+    for st in stages:
+        o, r = st["overall"], st["routes"]
+        over = [k for k, v in r.items() if v["within_budget"] is False]
+        parts.append(f"{st['users']:,} users: {o['rate_per_s']} req/s, errors {o['error_rate']:.2%}, search p95 "
+                     f"{r['search']['p95_ms']} ms" + (f" (over budget: {', '.join(over)})" if over else ""))
+    ws = d.get("websocket", {})
+    return ("; ".join(parts) + f"; {ws.get('connected', 0):,} WS subscribers, p95 {ws.get('ingest_to_client_p95_ms')} ms",
             "spec: 10,000 users, <= 5 % errors", "-")
 
 
