@@ -151,15 +151,16 @@ class ProviderAdapter:
         """Start the schedule (idempotent). Without `initial_delay_s` the first sync is due one interval
         after the last stored sync, or after a jittered delay (spreading the providers' load) when that is
         sooner or there was none."""
-        if self._task is None or self._task.done():
-            delay = initial_delay_s
-            if delay is None:
-                delay = random.uniform(0, min(10.0, self.interval_s))
-                last = await self._stored_last_sync()
-                if last is not None:
-                    delay = max(delay, min(self.interval_s, last + self.interval_s - time.time()))
-            self._task = asyncio.get_running_loop().create_task(self._loop(delay))
+        if self._task is None or self._task.done():  # no await before the task exists: two starts make one loop
+            self._task = asyncio.get_running_loop().create_task(self._loop(initial_delay_s))
         return True
+
+    async def _first_delay(self) -> float:
+        delay = random.uniform(0, min(10.0, self.interval_s))
+        last = await self._stored_last_sync()
+        if last is not None:
+            delay = max(delay, min(self.interval_s, last + self.interval_s - time.time()))
+        return delay
 
     async def _stored_last_sync(self) -> float | None:
         try:
@@ -176,7 +177,9 @@ class ProviderAdapter:
             self.worker = ray.get_actor(WORKER_NAME, namespace=ray.get_runtime_context().namespace)
         return self.worker
 
-    async def _loop(self, delay: float) -> None:
+    async def _loop(self, delay: float | None) -> None:
+        if delay is None:
+            delay = await self._first_delay()
         self.next_sync_ts = time.time() + delay
         await asyncio.sleep(delay)
         while True:
