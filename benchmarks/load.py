@@ -96,13 +96,31 @@ async def accounts(base: str, settings, n: int) -> list[dict]:
             r = await http.post("/auth/register", json={"email": email, "password": PASSWORD, "tenant_name": f"load{i}"})
             assert r.status_code == 201, r.text
             tok = (await http.post("/auth/login", json={"email": email, "password": PASSWORD})).json()
-            out.append({"email": email, "password": PASSWORD, "token": tok["access_token"]})
+            out.append({"email": email, "password": PASSWORD, "token": tok["access_token"],
+                        "tenant_id": r.json()["tenant_id"]})
     conn = await asyncpg.connect(settings.database_url)
     try:  # the users of one tenant share its limits: generous, so the figures are the system's, not the plan's
         await conn.execute("UPDATE tenants SET rate_limit_rps = 100000, burst = 100000, ws_limit = 100000")
     finally:
         await conn.close()
     return out
+
+
+async def stream_token(settings, tenant_id: str) -> str:
+    """An hour's access token with a live session for the subscribers (as benchmarks/ws.py): they stay
+    connected through every stage, longer than a 5-minute login token lives."""
+    import redis.asyncio as aioredis
+
+    from gateway.live_sessions import publish_session
+    from gateway.tokens import TokenService
+
+    user, sid = str(uuid.uuid4()), str(uuid.uuid4())
+    r = aioredis.from_url(settings.redis_url)
+    try:
+        await publish_session(r, settings, sid, user, tenant_id, "user")
+    finally:
+        await r.aclose()
+    return TokenService(settings).issue(user, "user", tenant_id, ttl_s=3600, typ="access", sid=sid)
 
 
 class Sampler:
@@ -254,7 +272,8 @@ def main() -> int:
         ready_q, result_q, stop_evt = ctx.Queue(), ctx.Queue(), ctx.Event()
         filters = user_filters(args.ws)
         ws_url = f"ws://127.0.0.1:{settings.ws_port}/v1"
-        ws_procs = [ctx.Process(target=client_worker, args=(ws_url, cfg["accounts"][0]["token"], filters[i::args.ws_procs],
+        ws_token = asyncio.run(stream_token(settings, cfg["accounts"][0]["tenant_id"]))
+        ws_procs = [ctx.Process(target=client_worker, args=(ws_url, ws_token, filters[i::args.ws_procs],
                                                             min(20, args.ws), ready_q, stop_evt, result_q, i, True),
                                 daemon=True) for i in range(args.ws_procs)]
         for p in ws_procs:

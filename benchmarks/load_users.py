@@ -43,10 +43,34 @@ async def _run(base: str, users: int, cfg: dict[str, Any], start_at: float, end_
     status: dict[str, dict[str, int]] = {k: {} for k in MIX}
     actions, weights = list(MIX), list(MIX.values())
     accounts, offers, predicts, sandbox = cfg["accounts"], cfg["offer_ids"], cfg["predict_paths"], cfg["sandbox_offers"]
-    bookings: list[tuple[str, str]] = []  # (token, booking id) this process made
+    bookings: list[tuple[str, str]] = []  # (account email, booking id) this process made
+    tokens: dict[str, dict] = {}  # email -> this process's own session: access token, refresh token, renew at
+    locks: dict[str, asyncio.Lock] = {a["email"]: asyncio.Lock() for a in accounts}
+
+    async def token(session, acc: dict) -> str:
+        """This process's access token of the account, refreshed like a client does before it expires (a
+        refresh token is spent on use, so each process holds a session of its own)."""
+        async with locks[acc["email"]]:
+            t = tokens.get(acc["email"])
+            if t is None or time.time() > t["renew_at"]:
+                if t is None:
+                    req = session.post(base + "/auth/login", json={"email": acc["email"], "password": acc["password"]})
+                else:
+                    req = session.post(base + "/auth/refresh", json={"refresh_token": t["refresh"]})
+                async with req as r:
+                    body = await r.json()
+                    if r.status != 200:
+                        raise RuntimeError(f"session for the load: {r.status} {body}")
+                t = tokens[acc["email"]] = {"access": body["access_token"], "refresh": body["refresh_token"],
+                                            "renew_at": time.time() + body["expires_in"] * 0.8}
+            return t["access"]
 
     async def one(session, name: str, acc: dict) -> None:
-        h = {"Authorization": f"Bearer {acc['token']}"}
+        try:
+            h = {"Authorization": f"Bearer {await token(session, acc)}"}
+        except Exception as exc:  # the session itself could not be had: an error of the system too
+            status[name][f"session:{type(exc).__name__}"] = status[name].get(f"session:{type(exc).__name__}", 0) + 1
+            return
         method, url, kw = "GET", "", {"headers": h}
         if name == "search":
             url = query_mix(rnd)
@@ -65,7 +89,7 @@ async def _run(base: str, users: int, cfg: dict[str, Any], start_at: float, end_
             kw = {"headers": {**h, "Idempotency-Key": uuid.uuid4().hex},
                   "json": {"offer_id": rnd.choice(sandbox), "hours": 1}}
         elif name == "booking_get":
-            mine = [b for t, b in bookings if t == acc["token"]]
+            mine = [b for e, b in bookings if e == acc["email"]]
             url = f"/bookings/{rnd.choice(mine)}" if mine else "/bookings"
         t0 = time.perf_counter()
         try:
@@ -73,7 +97,7 @@ async def _run(base: str, users: int, cfg: dict[str, Any], start_at: float, end_
                 body = await r.read()
                 code = str(r.status)
                 if name == "booking_create" and r.status == 201:
-                    bookings.append((acc["token"], json.loads(body)["id"]))
+                    bookings.append((acc["email"], json.loads(body)["id"]))
                 elif r.status >= 300:  # which error: the API's error format names it
                     try:
                         code += ":" + json.loads(body)["error"]["code"]
@@ -96,5 +120,7 @@ async def _run(base: str, users: int, cfg: dict[str, Any], start_at: float, end_
     timeout = aiohttp.ClientTimeout(total=CLIENT_TIMEOUT_S)
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        for acc in accounts:  # log in before the start, not during the measured part
+            await token(session, acc)
         await asyncio.gather(*(user(session, k) for k in range(users)))
     return {k: (lat[k].tobytes(), status[k]) for k in MIX}
