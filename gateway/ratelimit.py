@@ -24,6 +24,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cluster.dependencies import DependencyUnavailable, dependency_down
 from cluster.logs import get_logger
 from domain.api_keys import is_api_key
 from domain.ratelimit import TokenBucket, retry_after_header
@@ -143,9 +144,18 @@ class TenantRateLimiter:
         if lookup is not None:
             plan = await lookup(tenant)
         else:
-            pool = await self.state.runtime.get_pg()
-            row = await pool.fetchrow(
-                "SELECT rate_limit_rps, burst FROM tenants WHERE id = $1::uuid AND deleted_at IS NULL", tenant)
+            try:
+                pool = await self.state.runtime.get_pg()
+                row = await pool.fetchrow(
+                    "SELECT rate_limit_rps, burst FROM tenants WHERE id = $1::uuid AND deleted_at IS NULL", tenant)
+            except Exception as exc:
+                # named here, where the traceback still shows asyncpg: the requests sharing this lookup get
+                # the exception through a task, without those frames, and a refused connection then
+                # looked like any OSError (500 instead of 503 under load with PostgreSQL down)
+                dep = dependency_down(exc)
+                if dep is None:
+                    raise
+                raise DependencyUnavailable(dep, str(exc)[:200]) from exc
             plan = (float(row["rate_limit_rps"]), int(row["burst"])) if row else None
         self.plans[tenant] = (now, *(plan or (0.0, 0)))
         return plan
