@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from actors.booking_host import NAMESPACE, BookingHost, host_name, shard_of
+from cluster.ray_env import actor_runtime_env
 
 _REMOTE = None
 _HANDLES: dict[str, Any] = {}
@@ -18,8 +19,6 @@ def get_or_create(settings: Any, shard: int, **options: Any) -> Any:
     `options`: more Ray actor options (a scheduling strategy). Blocking: call it from a thread, never from
     the event loop."""
     import ray
-
-    from cluster.ray_env import actor_runtime_env
 
     global _REMOTE
     name = host_name(settings, shard)

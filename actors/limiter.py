@@ -1,7 +1,7 @@
 """`TenantLimiter`: the Ray actor holding a tenant's token bucket (FR-SEC-2).
 
 Ingress replicas never call it per request: each leases a batch of tokens and spends them locally
-(`gateway.ratelimit`). A lease may reserve tokens slightly ahead of time (the bucket may go negative by
+(`gateway.http.ratelimit`). A lease may reserve tokens slightly ahead of time (the bucket may go negative by
 at most `debt_cap` tokens); each granted token comes with the moment it is earned, so a replica spends
 a batch at exactly the tenant's rate and the sum over every replica never exceeds rate x time + burst.
 
@@ -26,6 +26,7 @@ from typing import Any
 
 import ray
 
+from cluster.ray_env import actor_runtime_env
 from domain.ratelimit import TokenBucket
 
 NAMESPACE = "gpubroker-limiters"
@@ -92,8 +93,6 @@ def get_or_create(settings, tenant_id: str, **options):
     a lease in flight when it died is resent to the new process, whose empty bucket grants only what it
     earns). `options`: more Ray actor options (a scheduling strategy). Blocking: call it from a thread
     (`asyncio.to_thread`), never from the event loop."""
-    from cluster.ray_env import actor_runtime_env
-
     global _REMOTE
     if _REMOTE is None:
         _REMOTE = ray.remote(TenantLimiter)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from gateway.metrics import ensure_metrics_dir
+from cluster.ray_env import ensure_metrics_dir
 
 ensure_metrics_dir()  # a node without the head's metrics folder: create it (or keep metrics in memory)
 

@@ -180,7 +180,7 @@ def live_memory(settings: Settings) -> dict:
 
 def run(args) -> dict:
     from cluster.messaging import delete_streams, ensure_streams
-    from cluster.ray_env import deploy
+    from deployments.app import deploy
 
     state = Path(tempfile.mkdtemp(prefix="bench-bookings-"))
     settings = bench_settings(state)

@@ -111,8 +111,8 @@ async def stream_token(settings, tenant_id: str) -> str:
     connected through every stage, longer than a 5-minute login token lives."""
     import redis.asyncio as aioredis
 
-    from gateway.live_sessions import publish_session
-    from gateway.tokens import TokenService
+    from gateway.auth.live_sessions import publish_session
+    from gateway.auth.tokens import TokenService
 
     user, sid = str(uuid.uuid4()), str(uuid.uuid4())
     r = aioredis.from_url(settings.redis_url)
@@ -255,7 +255,7 @@ def main() -> int:
     ctx = mp.get_context("spawn")
     with local_serve(settings) as base:
         from actors import booking_handles
-        from actors.ws_gateway import start_ws_gateway
+        from deployments.ws_gateway import start_ws_gateway
         from cluster.messaging import ensure_streams
         from cluster.ray_env import deploy
 

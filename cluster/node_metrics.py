@@ -1,7 +1,7 @@
 """One Prometheus scrape target per node: the sum of every process of ours on this machine.
 
 Each replica and actor writes its metrics into the node's multiprocess directory (`PROMETHEUS_MULTIPROC_DIR`,
-set by `gateway.metrics.metrics_env` in every runtime_env). A directory is per machine, so `/metrics` on an
+set by `cluster.ray_env.metrics_env` in every runtime_env). A directory is per machine, so `/metrics` on an
 ingress replica adds up only the node it runs on; on a cluster, Prometheus scrapes this exporter on every
 node instead and sums across them (`sum by (route) (...)` in the dashboard and alerts does exactly that).
 It also forgets the live gauges of processes that ended here (a restarted actor's old pid), which only a
@@ -64,7 +64,7 @@ def serve(host: str, port: int, directory: Path):
 
 def main(argv: list[str] | None = None) -> int:
     from cluster.settings import load_settings
-    from gateway.metrics import metrics_dir
+    from cluster.ray_env import metrics_dir
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--host", default=os.environ.get("GPUBROKER_NODE_METRICS_HOST", "127.0.0.1"))

@@ -29,8 +29,8 @@ from domain.booking_api import BookingDetail, BookingOut, BookingPage
 from domain.models import BookingState
 from domain.pagination import CURSOR_DESCRIPTION, CURSOR_PATTERN, CursorError, decode_cursor, encode_cursor
 from domain.permissions import P
-from gateway.authz import Principal, require
-from gateway.http import ApiError
+from gateway.auth.authz import Principal, require
+from gateway.http.edge import ApiError
 
 log = get_logger("bookings")
 router = APIRouter(tags=["bookings"])

@@ -17,7 +17,7 @@ from cluster.ports import free_port
 REPO = Path(__file__).resolve().parent.parent
 WRITER = """
 import sys, time
-from gateway.metrics import HTTP_REQUESTS, HTTP_IN_FLIGHT, render
+from gateway.http.metrics import HTTP_REQUESTS, HTTP_IN_FLIGHT, render
 HTTP_REQUESTS.labels("GET", "/providers", "200").inc(int(sys.argv[1]))
 HTTP_IN_FLIGHT.inc(int(sys.argv[1]))
 sys.stdout.write(render()[0].decode())

@@ -100,9 +100,9 @@ async def _admissions(limiter, tenant: str, log: list, stop: asyncio.Event) -> N
 async def test_killing_a_node_loses_and_duplicates_nothing(side, world, nats_client):
     from actors import booking_handles, limiter as limiter_actor
     from actors.provider_actor import start_actors
-    from actors.ws_gateway import gateway_actors
-    from gateway.client import PriceStreamClient
-    from gateway.ratelimit import TenantRateLimiter
+    from deployments.ws_gateway import gateway_actors
+    from gateway.http.ratelimit import TenantRateLimiter
+    from gpubroker.stream import PriceStreamClient
 
     s, tenant = world.settings, str(world.tenant)
     # soft: once the node is gone Ray restarts them elsewhere. A sliver of CPU: with none, Ray granted some of
@@ -213,7 +213,9 @@ async def test_killing_a_node_loses_and_duplicates_nothing(side, world, nats_cli
 
 
 async def _plan(tenant: str):
-    return RATE, BURST
+    from cluster.repositories.directory import TenantPlan
+
+    return TenantPlan(rate_limit_rps=RATE, burst=BURST, ws_limit=100)
 
 
 async def _all(adapters, pred) -> bool:
