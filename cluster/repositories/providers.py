@@ -12,9 +12,7 @@ ON CONFLICT (id) DO UPDATE SET name = CASE WHEN EXCLUDED.name <> EXCLUDED.id THE
     api_endpoint = coalesce(EXCLUDED.api_endpoint, providers.api_endpoint)
 """
 
-_RECORD_LAST_SYNC = "SELECT last_sync_ts FROM provider_health WHERE provider_id = $1"
-
-_HEALTH = """
+_RECORD_HEALTH = """
 WITH p AS (
     UPDATE providers SET status = $2,
         regions = coalesce((SELECT array_agg(DISTINCT region ORDER BY region) FROM offers WHERE provider_id = $1),
@@ -30,6 +28,8 @@ ON CONFLICT (provider_id) DO UPDATE SET status = EXCLUDED.status,
     latency_ms = EXCLUDED.latency_ms, offers = EXCLUDED.offers, source = coalesce(EXCLUDED.source, h.source),
     details = EXCLUDED.details, updated_at = now()
 """
+
+_LAST_SYNC = "SELECT last_sync_ts FROM provider_health WHERE provider_id = $1"
 
 _HEALTH = """
 SELECT p.id, p.name, h.status, h.last_sync_ts, h.last_error, h.latency_ms, h.offers, h.source, h.details
