@@ -257,7 +257,7 @@ def main() -> int:
         from actors import booking_handles
         from deployments.ws_gateway import start_ws_gateway
         from cluster.messaging import ensure_streams
-        from cluster.ray_env import deploy
+        from deployments.app import deploy
 
         deploy(settings)
         wait_http(f"{base}/ready", 300)
