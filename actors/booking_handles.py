@@ -20,9 +20,12 @@ _PENDING: dict[str, dict[int, list[tuple]]] = {}  # per deployment (redis prefix
 _FLUSHING: set[asyncio.Task] = set()
 
 
-def get_or_create(settings: Any, shard: int) -> Any:
-    """The shard's host actor, created on first use (named, detached, restarted by Ray, no CPU reserved).
-    Blocking: call it from a thread, never from the event loop."""
+def get_or_create(settings: Any, shard: int, **options: Any) -> Any:
+    """The shard's host actor, created on first use (named, detached, no CPU reserved). Ray restarts it
+    wherever there is room when its process or node dies, and resends the calls that were in flight
+    (transitions are versioned and events carry their message id, so a resent call changes nothing twice).
+    `options`: more Ray actor options (a scheduling strategy). Blocking: call it from a thread, never from
+    the event loop."""
     import ray
 
     global _REMOTE
@@ -31,9 +34,10 @@ def get_or_create(settings: Any, shard: int) -> Any:
     if h is None:
         if _REMOTE is None:
             _REMOTE = ray.remote(BookingHost)
-        h = _HANDLES[name] = _REMOTE.options(
-            name=name, namespace=NAMESPACE, get_if_exists=True, lifetime="detached", num_cpus=0, max_restarts=-1,
-            runtime_env=actor_runtime_env(settings)).remote(settings, shard, settings.booking_shards)
+        h = _HANDLES[name] = _REMOTE.options(**{
+            "name": name, "namespace": NAMESPACE, "get_if_exists": True, "lifetime": "detached", "num_cpus": 0,
+            "max_restarts": -1, "max_task_retries": -1, "runtime_env": actor_runtime_env(settings), **options,
+        }).remote(settings, shard, settings.booking_shards)
     return h
 
 

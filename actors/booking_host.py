@@ -61,6 +61,12 @@ def memory_bytes() -> dict[str, int]:
     return out
 
 
+def _node_id() -> str | None:
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+
+
 def host_name(settings: Any, shard: int) -> str:
     return f"{settings.redis_prefix}booking-host:{shard}"
 
@@ -189,7 +195,8 @@ class BookingHost:
         by_state: dict[str, int] = {}
         for r in self.live.values():
             by_state[r["status"]] = by_state.get(r["status"], 0) + 1
-        return {"shard": self.shard, "pid": os.getpid(), "live": len(self.live), "by_state": by_state,
+        return {"shard": self.shard, "pid": os.getpid(), "node_id": _node_id(), "live": len(self.live),
+                "by_state": by_state,
                 **memory_bytes(), "queued_events": self.outq.qsize(), **self.counters}
 
     # ---- the state machine ------------------------------------------------------------------------------

@@ -7,7 +7,14 @@ a batch at exactly the tenant's rate and the sum over every replica never exceed
 
 By default (`limiter_shards` = 16) tenants are hashed onto 16 actors, each holding one bucket per tenant;
 `limiter_shards` = 0 gives every tenant an actor of its own. The algorithm and the replica side are the
-same. Why shards: each actor is a process (~130 MB RSS, ~2 s to start here), and with one actor per
+same.
+
+Ray restarts a limiter whose process or node died (`max_restarts=-1`). Its buckets were only in memory,
+so a restarted limiter starts each bucket empty rather than full: whatever the tenant was admitted just
+before the crash, the total over any window stays within rate x time + burst (plus the tokens replicas
+still hold from leases, at most `debt_cap` each).
+
+Why shards: each actor is a process (~130 MB RSS, ~2 s to start here), and with one actor per
 tenant 100 tenants on this 2-core machine admitted 31 % under their configured rate (lease calls starved
 among 100 processes), where 10 shards admitted within ±1 % (benchmarks/ratelimit.py).
 """
@@ -34,11 +41,14 @@ class TenantLimiter:
         self.buckets: dict[str, TokenBucket] = {}
         self.leases: dict[str, int] = {}
         self.granted: dict[str, int] = {}
+        ctx = ray.get_runtime_context()
+        self.restarted = bool(ctx.get_actor_id() and ctx.was_current_actor_reconstructed)
 
     def _bucket(self, tenant_id: str, rate: float, burst: int, now: float) -> TokenBucket:
         b = self.buckets.get(tenant_id)
         if b is None:
-            b = self.buckets[tenant_id] = TokenBucket.full(rate, burst, now)
+            new = TokenBucket.empty if self.restarted else TokenBucket.full
+            b = self.buckets[tenant_id] = new(rate, burst, now)
         elif (b.rate, b.burst) != (rate, float(burst)):
             b.reconfigure(rate, burst, now)
         return b
@@ -61,11 +71,13 @@ class TenantLimiter:
     async def stats(self, tenant_id: str | None = None) -> dict[str, Any]:
         """Counters for tests and benchmarks (one tenant's bucket, or just the actor's name)."""
         if tenant_id is None or tenant_id not in self.buckets:
-            return {"actor": self.name, "tenants": len(self.buckets)}
+            return {"actor": self.name, "tenants": len(self.buckets), "restarted": self.restarted,
+                    "node_id": ray.get_runtime_context().get_node_id()}
         b = self.buckets[tenant_id]
         b.refill(time.monotonic())
         return {"actor": self.name, "tenant_id": tenant_id, "tokens": b.tokens, "rate": b.rate, "burst": b.burst,
-                "leases": self.leases.get(tenant_id, 0), "granted": self.granted.get(tenant_id, 0)}
+                "leases": self.leases.get(tenant_id, 0), "granted": self.granted.get(tenant_id, 0),
+                "restarted": self.restarted, "node_id": ray.get_runtime_context().get_node_id()}
 
 
 def actor_name(settings, tenant_id: str) -> str:
@@ -76,12 +88,15 @@ def actor_name(settings, tenant_id: str) -> str:
     return f"{settings.redis_prefix}limiter:{tenant_id}"
 
 
-def get_or_create(settings, tenant_id: str):
-    """The tenant's limiter actor, created on first use (named, detached, no CPU reserved). Blocking:
-    call it from a thread (`asyncio.to_thread`), never from the event loop."""
+def get_or_create(settings, tenant_id: str, **options):
+    """The tenant's limiter actor, created on first use (named, detached, no CPU reserved, restarted by Ray;
+    a lease in flight when it died is resent to the new process, whose empty bucket grants only what it
+    earns). `options`: more Ray actor options (a scheduling strategy). Blocking: call it from a thread
+    (`asyncio.to_thread`), never from the event loop."""
     global _REMOTE
     if _REMOTE is None:
         _REMOTE = ray.remote(TenantLimiter)
     name = actor_name(settings, tenant_id)
-    return _REMOTE.options(name=name, namespace=NAMESPACE, get_if_exists=True, lifetime="detached", num_cpus=0,
-                           max_restarts=-1, runtime_env=actor_runtime_env(settings)).remote(name)
+    return _REMOTE.options(**{"name": name, "namespace": NAMESPACE, "get_if_exists": True, "lifetime": "detached",
+                              "num_cpus": 0, "max_restarts": -1, "max_task_retries": -1,
+                              "runtime_env": actor_runtime_env(settings), **options}).remote(name)

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from cluster.ray_env import ensure_metrics_dir
+
+ensure_metrics_dir()  # a node without the head's metrics folder: create it (or keep metrics in memory)
+
 RECORDS = Counter("gpubroker_ingest_records_total", "records through the pipeline by provider and outcome",
                   ["provider", "outcome"])
 REJECTED = Counter("gpubroker_ingest_rejected_total", "rejected records by provider and reason", ["provider", "reason"])

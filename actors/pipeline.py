@@ -152,6 +152,10 @@ class Ingestor:
     async def has_offers(self, provider: str) -> bool:
         return await offers_repo.has_offers(self.pool, provider)
 
+    async def last_sync_ts(self, provider: str) -> float | None:
+        """End of the provider's last stored sync (unix time), None before the first."""
+        return await providers_repo.last_sync_ts(self.pool, provider)
+
     async def ingest(self, provider: str, offers: Iterable[Offer | dict], *, full: bool = True,
                      rejected: dict[str, int] | None = None, ts: datetime | None = None,
                      display: str | None = None) -> SyncStats:

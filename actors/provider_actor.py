@@ -81,6 +81,10 @@ class IngestWorker:
         """Whether any offer of the provider is stored."""
         return await (await self._ing()).has_offers(provider)
 
+    async def last_sync_ts(self, provider: str) -> float | None:
+        """End of the provider's last stored sync (unix time), None before the first."""
+        return await (await self._ing()).last_sync_ts(provider)
+
     async def ingest(self, provider: str, offers: list, **kw: Any):
         """Run one sync batch through the pipeline; returns SyncStats."""
         ing = await self._ing()
@@ -112,9 +116,15 @@ class _RemoteSink:
 
 
 class ProviderAdapter:
-    """Ray actor: one provider's sync loop and state."""
+    """Ray actor: one provider's sync loop and state.
 
-    def __init__(self, settings: Settings, provider: str, interval_s: float | None = None, worker: Any = None):
+    With `autostart` the schedule starts with the actor, so when Ray restarts it (its node died, the
+    process crashed) the syncs go on without anyone calling `start`; the first one is due `interval_s`
+    after the last sync stored in PostgreSQL, not at once.
+    """
+
+    def __init__(self, settings: Settings, provider: str, interval_s: float | None = None, worker: Any = None,
+                 autostart: bool = False):
         configure_logging(settings.log_level)
         self.worker = worker  # the IngestWorker handle, passed in: no blocking actor lookup in async code
         from adapters import registry
@@ -133,15 +143,44 @@ class ProviderAdapter:
         self.next_sync_ts: float | None = None
         self._task: asyncio.Task | None = None
         self._sync_lock = asyncio.Lock()
+        if autostart:
+            import ray
+
+            ray.get_runtime_context().current_actor.start.remote()
 
     async def start(self, initial_delay_s: float | None = None) -> bool:
-        """Start the schedule (idempotent). The first sync waits a jittered delay to spread load."""
-        if self._task is None or self._task.done():
-            delay = random.uniform(0, min(10.0, self.interval_s)) if initial_delay_s is None else initial_delay_s
-            self._task = asyncio.get_running_loop().create_task(self._loop(delay))
+        """Start the schedule (idempotent). Without `initial_delay_s` the first sync is due one interval
+        after the last stored sync, or after a jittered delay (spreading the providers' load) when that is
+        sooner or there was none."""
+        if self._task is None or self._task.done():  # no await before the task exists: two starts make one loop
+            self._task = asyncio.get_running_loop().create_task(self._loop(initial_delay_s))
         return True
 
-    async def _loop(self, delay: float) -> None:
+    async def _first_delay(self) -> float:
+        delay = random.uniform(0, min(10.0, self.interval_s))
+        last = await self._stored_last_sync()
+        if last is not None:
+            delay = max(delay, min(self.interval_s, last + self.interval_s - time.time()))
+        return delay
+
+    async def _stored_last_sync(self) -> float | None:
+        try:
+            worker = self.worker or await asyncio.to_thread(self._worker)
+            return await worker.last_sync_ts.remote(self.provider)
+        except Exception as exc:  # PostgreSQL or the worker unavailable: start on the jittered delay
+            log.warning("last sync unknown", extra={"provider": self.provider, "error": str(exc)[:200]})
+            return None
+
+    def _worker(self) -> Any:
+        if self.worker is None:
+            import ray
+
+            self.worker = ray.get_actor(WORKER_NAME, namespace=ray.get_runtime_context().namespace)
+        return self.worker
+
+    async def _loop(self, delay: float | None) -> None:
+        if delay is None:
+            delay = await self._first_delay()
         self.next_sync_ts = time.time() + delay
         await asyncio.sleep(delay)
         while True:
@@ -158,10 +197,7 @@ class ProviderAdapter:
 
         async with self._sync_lock:
             if self.worker is None:
-                import ray
-
-                ns = ray.get_runtime_context().namespace
-                self.worker = await asyncio.to_thread(ray.get_actor, WORKER_NAME, namespace=ns)
+                await asyncio.to_thread(self._worker)
             out = await sync_provider(self.adapter, _RemoteSink(self.worker), live=self.settings.adapters_live)
         self.syncs += 1
         self.last_status, self.last_error, self.latency_ms = out.status, out.last_error, out.latency_ms
@@ -175,25 +211,40 @@ class ProviderAdapter:
         return {"provider": self.provider, "status": self.last_status, "interval_s": self.interval_s,
                 "last_sync_ts": self.last_sync_ts, "next_sync_ts": self.next_sync_ts, "last_error": self.last_error,
                 "latency_ms": self.latency_ms, "offers": self.offers, "syncs": self.syncs,
-                "breaker": self.adapter.breaker.state, "running": bool(self._task and not self._task.done())}
+                "breaker": self.adapter.breaker.state, "running": bool(self._task and not self._task.done()),
+                "node_id": _node_id()}
+
+
+def _node_id() -> str | None:
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
 def start_actors(settings: Settings, providers: list[str] | None = None, *, interval_s: float | None = None,
-                 start: bool = True, detached: bool = True) -> dict[str, Any]:
-    """Create (or find) the IngestWorker and one ProviderAdapter per provider; start their schedules."""
+                 start: bool = True, detached: bool = True, namespace: str | None = None,
+                 adapter_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Create (or find) the IngestWorker and one ProviderAdapter per provider; start their schedules.
+
+    Ray restarts either actor wherever there is room when its process or node dies (`max_restarts=-1`)
+    and resends the calls that were in flight (`max_task_retries=-1`: a sync and an ingest are
+    idempotent, a half-done ingest was rolled back by PostgreSQL). `adapter_options` adds Ray actor
+    options to the adapters only (a scheduling strategy, resources)."""
     import ray
 
     from adapters import registry
 
-    common = dict(num_cpus=0, get_if_exists=True, runtime_env=actor_runtime_env(settings))
+    common: dict[str, Any] = dict(num_cpus=0, get_if_exists=True, runtime_env=actor_runtime_env(settings),
+                                  max_restarts=-1, max_task_retries=-1)
     if detached:
         common["lifetime"] = "detached"
+    if namespace:
+        common["namespace"] = namespace
     worker = ray.remote(IngestWorker).options(name=WORKER_NAME, max_concurrency=64, **common).remote(settings)
     handles = {"__worker__": worker}
     for name in providers or registry.names():
-        h = ray.remote(ProviderAdapter).options(name=adapter_actor_name(name), max_concurrency=8, **common) \
-            .remote(settings, name, interval_s, worker)
-        if start:
-            h.start.remote()
+        h = ray.remote(ProviderAdapter).options(**{**common, "name": adapter_actor_name(name), "max_concurrency": 8,
+                                                   **(adapter_options or {})}) \
+            .remote(settings, name, interval_s, worker, autostart=start)
         handles[name] = h
     return handles

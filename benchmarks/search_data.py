@@ -12,7 +12,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# the shared data sits beside the checkout (/work/shared next to /work/main), also seen from a worktree deeper down
+DATA = next((d / "shared" / "data" for d in Path(__file__).resolve().parents if (d / "shared" / "data").is_dir()),
+            Path(__file__).resolve().parents[2] / "shared" / "data")
 GCP_CSV = DATA / "gcp_pricing_history_cyclenerd" / "gcp_gpu_catalog_2026-01-31.csv"
 SHADEFORM_CSV = DATA / "skypilot_catalog_shadeform" / "shadeform_vms.csv"
 GPU_MEMORY = {"A100": 40, "A100-80GB": 80, "H100": 80, "H100-MEGA": 80, "L4": 24, "A16": 16, "A40": 48,

@@ -68,7 +68,11 @@ def redis_client(settings: Settings, *, op_timeout_s: float | None = None, max_c
     kw: dict[str, Any] = dict(
         socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=REDIS_HEALTH_CHECK_S,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError], max_connections=max_connections)
+        retry_on_error=[RedisConnectionError, RedisTimeoutError], max_connections=max_connections,
+        # no CLIENT SETINFO on connect: Redis before 7.2 answers it with an error, and when connecting took
+        # longer than the health-check interval (seen under load) the health PING read that error as its
+        # answer and the request failed with 500 (`unknown subcommand 'SETINFO'`)
+        driver_info=None)
     if blocking:
         pool = aioredis.BlockingConnectionPool.from_url(settings.redis_url, timeout=10, **kw)
         return aioredis.Redis(connection_pool=pool)

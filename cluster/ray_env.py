@@ -84,11 +84,39 @@ def haproxy_wrapper_env(settings: Settings, directory: Path) -> dict[str, str]:
             TIMEOUT_ENV: str(settings.request_timeout_s)}
 
 
+def metrics_dir(state_dir: Path) -> Path:
+    """The node's multiprocess metrics folder under the state dir (one per machine; `cluster.node_metrics`
+    serves it as that node's scrape target)."""
+    return (Path(state_dir) / "metrics").resolve()
+
+
 def metrics_env(state_dir: Path) -> dict[str, str]:
-    """The runtime_env variables that make a process write into the shared metrics directory."""
-    d = (Path(state_dir) / "metrics").resolve()
+    """The runtime_env variables that make a process write into its node's metrics directory."""
+    d = metrics_dir(state_dir)
     d.mkdir(parents=True, exist_ok=True)
     return {MULTIPROC_ENV: str(d)}
+
+
+def ensure_metrics_dir() -> str | None:
+    """Make this process's multiprocess folder exist, or fall back to in-memory metrics; returns the folder
+    in use (None: in memory). The head hands every process the same absolute path; prometheus_client opens
+    a file there per process and metric on first use, so on a node without the folder that first use would
+    fail a request. Every module declaring metrics calls this before declaring them."""
+    from prometheus_client import values
+
+    d = os.environ.get(MULTIPROC_ENV)
+    if not d:
+        return None
+    try:
+        Path(d).mkdir(parents=True, exist_ok=True)
+        probe = Path(d) / f".probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+        return d
+    except OSError:
+        del os.environ[MULTIPROC_ENV]
+        values.ValueClass = values.get_value_class()  # in-memory values for every metric created from now on
+        return None
 
 
 def reset_metrics_dir(state_dir: Path) -> None:

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from cluster.ray_env import ensure_metrics_dir
+
+ensure_metrics_dir()  # a node without the head's metrics folder: create it (or keep metrics in memory)
+
 CACHE_HITS = Counter("gpubroker_search_cache_hits_total",
                      "search pages served from cache, by tier (local: in-process, redis: shared)", ["tier"])
 CACHE_MISSES = Counter("gpubroker_search_cache_misses_total", "search pages computed from the index")

@@ -17,7 +17,7 @@ from gateway.ws.server import PriceGateway
 ACTOR_PREFIX = "ws-gateway-"
 
 
-@ray.remote(num_cpus=0, max_restarts=-1)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class WsGatewayActor:
     """Owns one `PriceGateway`; the server starts with the actor (also after Ray restarts it)."""
 
@@ -33,13 +33,16 @@ class WsGatewayActor:
         if self._started is None or (self._started.done() and self._started.exception() is not None):
             self._started = asyncio.get_running_loop().create_task(self.gateway.start())
         await asyncio.shield(self._started)
-        return self.gateway.stats()
+        return self._stats()
 
     async def stats(self) -> dict[str, Any]:
-        """Clients, groups, last stream sequence and delivery counters of this process."""
+        """Clients, groups, last stream sequence and delivery counters of this process, and its node."""
         if self._started is None:
             return await self.start()
-        return self.gateway.stats()
+        return self._stats()
+
+    def _stats(self) -> dict[str, Any]:
+        return {**self.gateway.stats(), "node_id": ray.get_runtime_context().get_node_id()}
 
     async def stop(self) -> None:
         """Stop serving (the actor stays; `ray.kill` it to remove it)."""
@@ -48,15 +51,19 @@ class WsGatewayActor:
             self._started = None
 
 
-def gateway_actors(settings: Settings) -> list:
-    """Get or create the named detached gateway actors (idempotent)."""
+def gateway_actors(settings: Settings, **options: Any) -> list:
+    """Get or create the named detached gateway actors (idempotent). Ray restarts a gateway process whose
+    node died (on the node `ws_node_resource` names, or any node without it); its clients reconnect and
+    resume from their last seq out of JetStream. `options`: more Ray actor options (a scheduling strategy,
+    a namespace); they replace the `ws_node_resource` placement."""
     n = settings.ws_processes
     # On a cluster the gateway's port must be on a known node (the one clients and the load balancer
     # reach): a sliver of that node's custom resource pins every gateway process there.
     placement = {"resources": {settings.ws_node_resource: 0.001}} if settings.ws_node_resource else {}
     return [
-        WsGatewayActor.options(name=f"{ACTOR_PREFIX}{i}", lifetime="detached", get_if_exists=True,
-                               runtime_env=actor_runtime_env(settings), **placement).remote(settings, n > 1)
+        WsGatewayActor.options(**{"name": f"{ACTOR_PREFIX}{i}", "lifetime": "detached", "get_if_exists": True,
+                                  "runtime_env": actor_runtime_env(settings), **placement, **options})
+        .remote(settings, n > 1)
         for i in range(n)
     ]
 

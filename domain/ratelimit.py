@@ -28,6 +28,13 @@ class TokenBucket:
             raise ValueError("rate must be > 0 and burst >= 1")
         return cls(rate, float(burst), float(burst), now)
 
+    @classmethod
+    def empty(cls, rate: float, burst: float, now: float) -> "TokenBucket":
+        """A bucket that has just been drained: it grants only what it earns from `now` on."""
+        b = cls.full(rate, burst, now)
+        b.tokens = 0.0
+        return b
+
     def refill(self, now: float) -> None:
         if now > self.updated:
             self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)

@@ -68,3 +68,13 @@ def test_node_env_script_is_valid_shell_and_turns_ray_auth_on():
     assert "RAY_AUTH_MODE=token" in text
     for var in ("GPUBROKER_DATABASE_URL", "GPUBROKER_REDIS_URL", "GPUBROKER_NATS_URL", "GPUBROKER_VAULT_TOKEN"):
         assert f"{var}=" in text
+
+
+@pytest.mark.parametrize("path", CLUSTER_FILES, ids=lambda p: p.name)
+def test_every_node_starts_its_metrics_exporter(path):
+    """One scrape target per node: head and workers start cluster.node_metrics on their private address."""
+    cfg = yaml.safe_load(path.read_text())
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        [cmd] = [c for c in cfg[key] if "cluster.node_metrics" in c]
+        assert '--host "$GPUBROKER_NODE_IP" --port 9108' in cmd and "/gpubroker-venv/bin/python -m" in cmd
+        subprocess.run(["bash", "-n", "-c", cmd], check=True)

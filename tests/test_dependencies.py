@@ -67,3 +67,18 @@ async def test_nats_connection_starts_while_nats_is_down_and_connects_when_it_co
         assert not conn.nc.is_closed
     finally:
         await conn.close()
+
+
+async def test_a_slow_connect_to_a_redis_without_client_setinfo_still_answers(settings):
+    """A health-check PING that comes due while a new connection is being set up (a connect slower than the
+    interval, as under load; here an interval of 1 ns) must not read another command's answer."""
+    from unittest.mock import patch
+
+    with patch("cluster.connections.REDIS_HEALTH_CHECK_S", 1e-9):
+        r = redis_client(settings)
+    try:
+        assert r.connection_pool.connection_kwargs["health_check_interval"] == 1e-9
+        assert await r.ping() is True
+        assert await r.set(f"{settings.redis_prefix}setinfo-probe", "1", ex=5) is True
+    finally:
+        await r.aclose()

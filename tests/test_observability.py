@@ -90,3 +90,16 @@ async def test_http_metric_names_match_what_metrics_exposes(http):
     used = {n for e in list(_alert_exprs().values()) + list(_dashboard_exprs().values()) for n in NAME.findall(e)}
     http_used = {n for n in used if n.startswith("gpubroker_http_")}
     assert http_used and http_used <= live, sorted(http_used - live)
+
+
+def test_prometheus_scrapes_every_node_and_loads_the_alert_rules():
+    cfg = yaml.safe_load((OBS / "prometheus.yml").read_text())
+    assert cfg["rule_files"] == ["alerts.yaml"] and (OBS / "alerts.yaml").exists()
+    jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
+    from cluster.node_metrics import DEFAULT_PORT
+
+    assert [sd["port"] for sd in jobs["gpubroker-nodes"]["ec2_sd_configs"]] == [DEFAULT_PORT]
+    deploy = yaml.safe_load((OBS.parent / "deploy" / "ray-cluster-aws.yaml").read_text())
+    sd_filter = jobs["gpubroker-nodes"]["ec2_sd_configs"][0]["filters"][0]
+    assert sd_filter == {"name": "tag:ray-cluster-name", "values": [deploy["cluster_name"]]}
+    assert jobs["ray"]["file_sd_configs"][0]["files"] == ["/tmp/ray/prom_metrics_service_discovery.json"]

@@ -29,6 +29,8 @@ ON CONFLICT (provider_id) DO UPDATE SET status = EXCLUDED.status,
     details = EXCLUDED.details, updated_at = now()
 """
 
+_LAST_SYNC = "SELECT last_sync_ts FROM provider_health WHERE provider_id = $1"
+
 _HEALTH = """
 SELECT p.id, p.name, h.status, h.last_sync_ts, h.last_error, h.latency_ms, h.offers, h.source, h.details
 FROM providers p LEFT JOIN provider_health h ON h.provider_id = p.id
@@ -52,3 +54,10 @@ async def health(pool: asyncpg.Pool, timeout: float | None = None) -> dict[str, 
     """Every stored provider -> {id, name, status, last_sync_ts, last_error, latency_ms, offers, source,
     details}; the health fields are None for a provider with no health recorded yet."""
     return {r["id"]: dict(r) for r in await pool.fetch(_HEALTH, timeout=timeout)}
+
+
+async def last_sync_ts(db: asyncpg.Pool | asyncpg.Connection, provider: str) -> float | None:
+    """End of the provider's last stored sync (unix time), None before the first: a restarted adapter
+    resumes its schedule from it."""
+    ts = await db.fetchval(_LAST_SYNC, provider)
+    return ts.timestamp() if ts is not None else None

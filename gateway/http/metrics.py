@@ -1,17 +1,21 @@
 """Prometheus metrics shared by every process of the system.
 
 Each Serve replica and actor is its own process; with `PROMETHEUS_MULTIPROC_DIR` set (by
-`cluster.ray_env.metrics_env()` in every runtime_env) they all write to one directory and `/metrics` on
-any replica renders the sum across all of them.
+`cluster.ray_env.metrics_env()` in every runtime_env) they all write to one directory per machine, and
+`/metrics` on a replica renders the sum over the processes of its node. On a cluster each node is its own
+scrape target (`cluster.node_metrics`). A node without the head's folder creates it, or keeps metrics in
+memory (`cluster.ray_env.ensure_metrics_dir`).
 """
 from __future__ import annotations
 
 import os
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import REGISTRY, multiprocess
+from prometheus_client import REGISTRY, multiprocess, values
 
-from cluster.ray_env import MULTIPROC_ENV
+from cluster.ray_env import MULTIPROC_ENV, ensure_metrics_dir
+
+ensure_metrics_dir()  # before any metric exists: a node without the head's folder creates it
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -34,6 +38,7 @@ HTTP_IN_FLIGHT = Gauge(
 
 
 def render() -> tuple[bytes, str]:
+    """This node's metrics (every process of ours on it), or this process's without a multiprocess folder."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

@@ -24,6 +24,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cluster.dependencies import DependencyUnavailable, dependency_down
 from cluster.logs import get_logger
 from cluster.repositories import directory
 from cluster.repositories.directory import PlanLookup, TenantPlan
@@ -150,7 +151,16 @@ class TenantRateLimiter:
         return limits
 
     async def _stored_plan(self, tenant: str) -> TenantPlan | None:
-        return await directory.tenant_plan(await self.state.runtime.get_pg(), tenant)
+        try:
+            return await directory.tenant_plan(await self.state.runtime.get_pg(), tenant)
+        except Exception as exc:
+            # named here, where the traceback still shows asyncpg: the requests sharing this lookup get
+            # the exception through a task, without those frames, and a refused connection then
+            # looked like any OSError (500 instead of 503 under load with PostgreSQL down)
+            dep = dependency_down(exc)
+            if dep is None:
+                raise
+            raise DependencyUnavailable(dep, str(exc)[:200]) from exc
 
     async def _actor(self, tenant: str, rate: float, burst: int):
         import ray

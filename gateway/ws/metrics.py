@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from cluster.ray_env import ensure_metrics_dir
+
+ensure_metrics_dir()  # a node without the head's metrics folder: create it (or keep metrics in memory)
+
 _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 WS_CONNECTED = Gauge("gpubroker_ws_connected_clients", "authenticated WebSocket clients connected",

@@ -25,6 +25,9 @@ export RAY_USAGE_STATS_ENABLED=0 RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_THROUGHPU
 # Serve's HAProxy: stats and metrics on loopback ports of each node (scraped through the node exporter
 # of Ray's metrics, never exposed).
 export RAY_SERVE_HAPROXY_STATS_PORT=8404 RAY_SERVE_HAPROXY_METRICS_PORT=9101
+# One state dir at the same absolute path on every node: the head hands its metrics folder's path to every
+# process, and each node's exporter (cluster.node_metrics, port 9108) reads that folder.
+export GPUBROKER_STATE_DIR="$HOME/gpubroker-state"
 # This node's private address: the dashboard and the metrics export listen there only.
 export GPUBROKER_NODE_IP="$(hostname -I | awk '{print $1}')"
 # Serve's HTTP proxy and the WebSocket gateway listen on the private address; the gateway is pinned to
