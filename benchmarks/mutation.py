@@ -3,12 +3,12 @@
 mutmut (configuration in pyproject.toml, [tool.mutmut]) copies the code to mutants/, changes one operator,
 constant or call at a time, and runs the unit tests that cover the changed function; a mutant no test notices
 "survives". This script runs it bounded in time (MUTATE_TIMEOUT_S, default 1800 s; MUTATE_CHILDREN workers,
-default 2), then writes benchmarks/results/mutation.json: the score over domain/, counts by status, every
+default 1: the machine is shared), then writes benchmarks/results/mutation.json: the score over domain/, counts by status, every
 surviving mutant with its diff, and the mutants listed in EXCLUDED (equivalent to the real code, or out of mutmut's
 reach) with the reason, left out of the score. mutmut keeps its results in mutants/: a second run re-tests only
 the functions (and tests) that changed since.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/mutation.py [--timeout 1800] [--children 2]
+    PYTHONPATH=. .venv/bin/python benchmarks/mutation.py [--timeout 1800] [--children 1]
 """
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def _run(children: int, timeout: float) -> bool:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--timeout", type=float, default=float(os.environ.get("MUTATE_TIMEOUT_S", 1800)))
-    ap.add_argument("--children", type=int, default=int(os.environ.get("MUTATE_CHILDREN", 2)))
+    ap.add_argument("--children", type=int, default=int(os.environ.get("MUTATE_CHILDREN", 1)))
     ap.add_argument("--report-only", action="store_true", help="write the JSON from the results of the last run")
     args = ap.parse_args()
     started = datetime.now(timezone.utc)
