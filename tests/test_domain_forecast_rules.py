@@ -135,3 +135,42 @@ def test_activity_class_edges():
     assert activity_class(four) == "low" and activity_class(np.r_[four, 3.0]) == "high"
     assert activity_class(np.r_[1.0, np.full(20, 2.0)], days=20) == "flat"
     assert activity_class(np.r_[1.0, np.full(20, 2.0)], days=21) == "low"
+
+
+def test_metrics_read_missing_values_given_as_none_as_nan():
+    assert mape([100.0, None], [90.0, 5.0]) == 10.0 and mape([100.0, 5.0], [90.0, None]) == 10.0
+    assert smape([100.0, None], [100.0, 5.0]) == 0.0 and smape([100.0, 5.0], [100.0, None]) == 0.0
+    assert coverage([1.0, None], np.array([0.0, 0.0]), np.array([2.0, 2.0])) == 1.0
+    assert width([2.0, None], np.array([1.0, 0.0]), np.array([3.0, 1.0])) == 100.0
+    r = persistence_residuals([1.0, None, 2.0], 1)
+    assert r[0, 0] != r[0, 0] and r[1, 0] != r[1, 0]   # no change is measured across a missing day
+
+
+def test_metrics_with_nothing_to_compare_are_nan_without_numpy_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # numpy's "Mean of empty slice" would be a RuntimeWarning
+        assert math.isnan(mape(np.array([0.0]), np.array([1.0])))
+        assert math.isnan(smape(np.array([0.0]), np.array([0.0])))
+        assert math.isnan(coverage(np.array([NAN]), np.array([0.0]), np.array([1.0])))
+        assert math.isnan(width(np.array([0.0]), np.array([0.0]), np.array([1.0])))
+
+
+def test_choose_model_never_picks_a_model_without_a_score_and_keeps_the_first_of_a_tie():
+    assert choose_model({"persistence": NAN, "a": NAN}) == "persistence"
+    assert choose_model({"persistence": 1.0, "a": 0.5, "b": 0.5}) == "a"
+    assert choose_model({"a": 0.5, "b": 0.5}) == "a"
+
+
+def test_persistence_residuals_with_more_origins_asked_than_there_are_and_of_two_days():
+    v = np.array([1.0, 2.0, 4.0, 4.0, 8.0])
+    assert np.array_equal(persistence_residuals(v, 2, max_origins=10), persistence_residuals(v, 2), equal_nan=True)
+    assert persistence_residuals(v, 2, max_origins=3).shape == (4, 2)    # 5 - 3 - 2 = 0: every origin
+    assert persistence_residuals(v, 1, max_origins=2).shape == (2, 1)    # 5 - 2 - 1 = 2: origins 2 and 3
+    assert persistence_residuals(np.array([2.0, 3.0]), 1).tolist() == [[0.5]]
+
+
+def test_activity_class_looks_back_exactly_365_days():
+    assert activity_class(np.r_[1.0, np.full(365, 2.0)]) == "flat"   # the change is 366 days back
+    assert activity_class(np.r_[1.0, np.full(364, 2.0)]) == "low"

@@ -1,11 +1,11 @@
-"""The chat answer built from facts only (domain.chat_plan.template_summary) and the place words
-(domain.geo.place_filter) chat and search share."""
+"""Chat planning rules (domain.chat_plan): ranking by total cost, contradictions and the question back, the
+answer built from facts only; and the place words (domain.geo.place_filter) chat and search share."""
 from __future__ import annotations
 
 import pytest
 
 from domain.chat import ChatConstraints, Recommendation
-from domain.chat_plan import template_summary
+from domain.chat_plan import contradictions, follow_up, rank, template_summary
 from domain.geo import place_filter
 
 
@@ -56,3 +56,49 @@ def test_summary_without_anything_or_with_a_follow_up_question():
 ])
 def test_place_words_mean_a_continent_a_country_or_a_region(place, expected):
     assert place_filter(place) == expected
+
+
+def _offer(oid: str, price: float, provider: str = "aws") -> dict:
+    return {"id": oid, "provider": provider, "gpu_type": "A100-80GB-SXM", "gpu_count": 2.0, "region": "eu-west-1",
+            "pricing": "spot", "price_per_hour": price, "last_updated": "2026-11-30T10:00:00Z"}
+
+
+def test_rank_reasons_number_offers_from_one_and_flag_stale_data():
+    recs = rank([_offer("b", 2.5), _offer("a", 1.25, "vastai")], ChatConstraints(duration_hours=3), {"vastai"}, 5)
+    assert [r.reason for r in recs] == [
+        "#1 by total cost: 2 x A100-80GB-SXM at 1.25 USD/h (spot) in eu-west-1, 3.75 USD for 3 h; "
+        "price data is stale, check before booking",
+        "#2 by total cost: 2 x A100-80GB-SXM at 2.5 USD/h (spot) in eu-west-1, 7.50 USD for 3 h"]
+
+
+def test_rank_prices_one_hour_when_no_duration_is_given_and_keeps_four_decimals():
+    (rec,) = rank([_offer("a", 0.123456)], ChatConstraints(), set(), 5)
+    assert rec.total_for_duration == 0.1235 and rec.reason.endswith("0.12 USD for 1 h")
+    (rec,) = rank([_offer("a", 2.71828)], ChatConstraints(duration_hours=2), set(), 5)
+    assert rec.total_for_duration == 5.4366
+
+
+def test_rank_lists_an_offer_seen_twice_once():
+    recs = rank([_offer("a", 1.0), _offer("a", 1.0), _offer("b", 2.0)], ChatConstraints(), set(), 5)
+    assert [r.offer_id for r in recs] == ["a", "b"]
+
+
+def test_memory_contradiction_only_above_the_models_largest_memory():
+    assert contradictions(ChatConstraints(gpu_type="T4", min_gpu_memory_gb=16)) == []
+    assert contradictions(ChatConstraints(gpu_type="T4", min_gpu_memory_gb=16.5)) == [
+        "T4 has at most 16 GB per GPU, but 16.5 GB was asked"]
+    assert contradictions(ChatConstraints(gpu_type="A100", min_gpu_memory_gb=80)) == []
+
+
+def test_follow_up_joins_every_conflict_and_asks_which_to_keep():
+    c = ChatConstraints(gpu_type="T4", min_gpu_memory_gb=40)
+    assert follow_up(c, ["two budgets"]) == ("Your request conflicts: two budgets; T4 has at most 16 GB per GPU, "
+                                             "but 40 GB was asked. Which should I keep?")
+
+
+def test_follow_up_asks_for_the_gpu_only_when_nothing_names_one():
+    assert follow_up(ChatConstraints(duration_hours=5), []) == (
+        "Which GPU do you need, or what will you run on it (for example: fine-tune a 13B model, serve "
+        "Llama 3 8B), and for how long?")
+    assert follow_up(ChatConstraints(gpu_type="H100"), []) is None
+    assert follow_up(ChatConstraints(min_gpu_memory_gb=40), []) is None
