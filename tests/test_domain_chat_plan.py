@@ -102,3 +102,9 @@ def test_follow_up_asks_for_the_gpu_only_when_nothing_names_one():
         "Llama 3 8B), and for how long?")
     assert follow_up(ChatConstraints(gpu_type="H100"), []) is None
     assert follow_up(ChatConstraints(min_gpu_memory_gb=40), []) is None
+
+
+def test_nvlink_is_a_contradiction_only_for_models_without_an_nvlink_board():
+    assert contradictions(ChatConstraints(gpu_type="H100", interconnect="nvlink")) == []
+    assert contradictions(ChatConstraints(gpu_type="L4", interconnect="nvlink")) == ["L4 has no NVLink (SXM/NVL) variant"]
+    assert contradictions(ChatConstraints(gpu_type="L4", interconnect="infiniband")) == []
