@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pytest
+
 from domain.offer_index import COLUMNS, OfferIndex
 from domain.search import Sort, parse_query
 
@@ -60,3 +63,40 @@ def test_rendered_items_follow_an_in_place_update():
     assert after["gpu_memory_gb"] == 96.0 and after["last_updated"] == "2026-01-01T00:01:00.000000Z"
     assert _ids(index, "min_gpu_memory_gb=90") == ["a"]
     assert _ids(index, "") == ["b", "a"]
+
+
+def _ranked_index(total: int, seed: int) -> tuple[OfferIndex, list[str]]:
+    """`total` spot offers whose price order is a seeded permutation, among twice as many dearer on-demand ones
+    (so a spot query takes the partial-selection page strategy); returns the index and the spot ids by price."""
+    perm = np.random.default_rng(seed).permutation(total)
+    rows = []
+    for i in range(2 * total + 10):
+        row = _row(f"{i:05d}", 1.0 + float(perm[i]) if i < total else 10_000.0 + i)
+        row[C["pricing"]] = "spot" if i < total else "on_demand"
+        rows.append(row)
+    by_price = sorted(range(total), key=lambda i: perm[i])
+    return OfferIndex(rows), [f"{i:05d}" for i in by_price]
+
+
+@pytest.mark.parametrize("total, seed, k", [(1000, 22, 300), (700, 9, 340)])
+def test_a_first_page_of_few_matches_is_exactly_the_cheapest_in_order(total, seed, k):
+    # the selection of the first k matches (argpartition at k - 1) must be exact: these permutations are ones
+    # where selecting at k + 1 or k - 2 returns other offers
+    index, by_price = _ranked_index(total, seed)
+    result = index.query(parse_query("pricing=spot"), Sort.price_asc, 0, k)
+    assert result.total == total
+    assert [index.rows[int(i)][0] for i in result.rows] == by_price[:k]
+
+
+def test_an_empty_catalog_answers_any_filter_with_nothing():
+    index = OfferIndex([])
+    result = index.query(parse_query("provider=aws&region=us-east-1"), Sort.price_asc, 0, 10)
+    assert result.total == 0 and list(result.rows) == []
+    assert result.warnings == ["no offer matches provider=aws", "no offer matches region=us-east-1"]
+
+
+def test_a_filter_that_matches_nothing_alone_is_named_with_all_its_values():
+    index = OfferIndex([_row("a", 1.0, tags=("ssd", "ib"))])
+    for query, label in (("gpu_type=A100,L4", "gpu_type=A100,L4"), ("provider=gcp,azure", "provider=gcp,azure"),
+                         ("country=DE,FR", "country=DE,FR"), ("tags=ssd,nvlink", "tags=ssd,nvlink")):
+        assert index.query(parse_query(query), Sort.price_asc, 0, 10).warnings == [f"no offer matches {label}"]
