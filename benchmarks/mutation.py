@@ -36,26 +36,7 @@ MUTMUT = [sys.executable, "-m", "mutmut"]
 KILLED = {"killed", "timeout", "caught by type check"}
 GOAL = 0.90
 
-# Mutants left out of the score, by name, with the reason: equivalent ones (the mutated code behaves the same)
-# and ones mutmut cannot exercise. mutmut numbers the mutants of a function in order, so a name stays valid until
-# that function changes; names that no longer survive are reported as stale.
-_SAME_CODEC = "codec names are case-insensitive: the same codec"
-_FALSY = "None is falsy like False: the same flag"
-_LOC = "pydantic's errors always carry `loc` and `msg`: the default is never used"
-_PICK = "no family in the GPU table mixes form factors (each form has its own family), so this filter never drops a variant"
-EXCLUDED: dict[str, str] = {
-    "domain.audit.x_chain_hash__mutmut_6": _SAME_CODEC,
-    "domain.audit.x_canonical__mutmut_34": _SAME_CODEC,
-    "domain.search.x__collect__mutmut_4": _SAME_CODEC,
-    "domain.audit.x_canonical__mutmut_24": _FALSY,
-    "domain.audit.x_anonymize_ip__mutmut_13": _FALSY,
-    **{f"domain.search.x_parse_query__mutmut_{n}": _LOC for n in (8, 10, 22, 24)},
-    "domain.passwords.xǁPasswordPolicyǁ_hasher__mutmut_8": "argon2-cffi's PasswordHasher defaults to Type.ID",
-    **{f"domain.gpus.x__g__mutmut_{n}": "_g runs only while domain.gpus is imported, before mutmut switches a mutant on;"
-       " the table it builds is pinned by test_canonical and test_gpu_matching" for n in range(1, 11)},
-    **{f"domain.gpus.x__pick__mutmut_{n}": _PICK for n in (2, 4, 5)},
-    "domain.ratelimit.xǁTokenBucketǁrefill__mutmut_1": "with now == updated the refill adds zero tokens",
-}
+from mutation_equivalent import EXCLUDED  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def _statuses() -> dict[str, tuple[str, str]]:
