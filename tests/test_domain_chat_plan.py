@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from domain.chat import ChatConstraints, Recommendation
-from domain.chat_plan import contradictions, follow_up, rank, template_summary
+from domain.chat_plan import (contradictions, follow_up, gpu_names, hourly_limit, rank, relaxations, search_queries,
+                              template_summary)
 from domain.geo import place_filter
 
 
@@ -108,3 +109,36 @@ def test_nvlink_is_a_contradiction_only_for_models_without_an_nvlink_board():
     assert contradictions(ChatConstraints(gpu_type="H100", interconnect="nvlink")) == []
     assert contradictions(ChatConstraints(gpu_type="L4", interconnect="nvlink")) == ["L4 has no NVLink (SXM/NVL) variant"]
     assert contradictions(ChatConstraints(gpu_type="L4", interconnect="infiniband")) == []
+
+
+def test_search_queries_carry_every_constraint_one_query_per_kind_of_place():
+    c = ChatConstraints(gpu_type="L4", interconnect="nvlink", gpu_count=2, min_gpu_memory_gb=20, providers=["aws", "gcp"],
+                        pricing="spot", max_price_per_hour=3, regions=["us-east-1", "eu-west-1"], countries=["DE", "FR"],
+                        continents=["EU", "NA"])
+    base = ("sort=price_asc&page_size=100&availability=up%2Cdegraded&gpu_type=L4&min_gpu_count=2&min_gpu_memory_gb=20.0"
+            "&provider=aws%2Cgcp&pricing=spot%2Cinterruptible&max_price=3.0")
+    assert search_queries(c) == [(base + "&region=us-east-1%2Ceu-west-1", None), (base + "&country=DE%2CFR", None),
+                                 (base + "&continent=EU%2CNA", None)]
+
+
+def test_search_query_for_on_demand_over_infiniband_without_a_gpu():
+    assert search_queries(ChatConstraints(pricing="on_demand", interconnect="infiniband")) == [
+        ("sort=price_asc&page_size=100&availability=up%2Cdegraded&pricing=on_demand&q=infiniband", None)]
+    assert search_queries(ChatConstraints(interconnect="nvlink"), page_size=5)[0][0].startswith(
+        "sort=price_asc&page_size=5&availability=up%2Cdegraded&gpu_type=")
+
+
+def test_gpu_names_without_a_gpu_type():
+    assert gpu_names(ChatConstraints()) == []
+    assert "H100-SXM" in gpu_names(ChatConstraints(interconnect="nvlink"))
+
+
+def test_hourly_limit_keeps_six_decimals():
+    assert hourly_limit(ChatConstraints(max_total=10, duration_hours=3)) == 3.333333
+
+
+def test_spot_pricing_is_not_relaxed_but_later_limits_still_are():
+    got = [name for name, _, _ in relaxations(ChatConstraints(pricing="spot", providers=["aws"], gpu_count=8))]
+    assert got == ["providers", "gpu_count"]
+    got = [name for name, _, _ in relaxations(ChatConstraints(pricing="on_demand", providers=["aws"]))]
+    assert got == ["pricing", "providers"]

@@ -174,3 +174,17 @@ def test_persistence_residuals_with_more_origins_asked_than_there_are_and_of_two
 def test_activity_class_looks_back_exactly_365_days():
     assert activity_class(np.r_[1.0, np.full(365, 2.0)]) == "flat"   # the change is 366 days back
     assert activity_class(np.r_[1.0, np.full(364, 2.0)]) == "low"
+
+
+def test_coverage_tolerates_a_picometre_below_lo_and_above_hi_but_no_more():
+    lo, hi = np.array([1.0]), np.array([2.0])
+    assert coverage(np.array([1.0 - 1e-12]), lo, hi) == 1.0
+    assert coverage(np.array([2.0 + 1e-12]), lo, hi) == 1.0
+    assert coverage(np.array([2.5]), lo, hi) == 0.0 and coverage(np.array([0.5]), lo, hi) == 0.0
+
+
+def test_quantiles_and_bands_read_none_as_missing():
+    q = conformal_quantiles([[0.1, None], [0.3, 0.2]], (0.5,))
+    assert q[0.5].tolist() == [0.3, 0.3]
+    b = bands([2.0, None], {0.8: np.array([0.5, 0.5]), 0.95: np.array([1.0, 1.0])})
+    assert b["hi80"][0] == 3.0 and math.isnan(b["hi80"][1])
