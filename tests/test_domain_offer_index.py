@@ -98,5 +98,6 @@ def test_an_empty_catalog_answers_any_filter_with_nothing():
 def test_a_filter_that_matches_nothing_alone_is_named_with_all_its_values():
     index = OfferIndex([_row("a", 1.0, tags=("ssd", "ib"))])
     for query, label in (("gpu_type=A100,L4", "gpu_type=A100,L4"), ("provider=gcp,azure", "provider=gcp,azure"),
-                         ("country=DE,FR", "country=DE,FR"), ("tags=ssd,nvlink", "tags=ssd,nvlink")):
+                         ("country=DE,FR", "country=DE,FR"), ("tags=ssd,nvlink", "tags=ssd,nvlink"),
+                         ("pricing=spot,interruptible", "pricing=spot,interruptible")):
         assert index.query(parse_query(query), Sort.price_asc, 0, 10).warnings == [f"no offer matches {label}"]
