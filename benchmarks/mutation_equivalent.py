@@ -57,6 +57,8 @@ EXCLUDED: dict[str, str] = {
     "domain.api_keys.x_new_key__mutmut_2": "token_urlsafe(None) draws its default of 32 bytes",
     "domain.history.x_group_series__mutmut_2": "no row's (provider, region, pricing) key equals '' either",
     # chat planning
+    "domain.chat.x_gpu_models__mutmut_1": "every canonical name matches exactly itself "
+        "(test_gpu_matching.py::test_every_canonical_name_means_itself)",
     "domain.chat_plan.x_rank__mutmut_15": "dividing by the one positive duration orders offers like multiplying by it",
     # the offer index
     **{f"domain.offer_index.x__iso_all__mutmut_{n}": "a datetime64[us] array is formatted in its own unit by default"
@@ -67,6 +69,10 @@ EXCLUDED: dict[str, str] = {
     "domain.offer_index.xǁOfferIndexǁ__init____mutmut_71": _COUNT,
     "domain.offer_index.xǁ_Catǁ__init____mutmut_10": _COUNT,
     "domain.offer_index.x__num__mutmut_8": _NONE_NAN,
+    "domain.offer_index.xǁOfferIndexǁ__init____mutmut_115": "the search service replaces `stale` whole, and while it is "
+        "unset (None or {}) no warning is made either way",
+    "domain.offer_index.xǁOfferIndexǁresort__mutmut_12": "numpy reads the sort kind case-insensitively ('STABLE' is stable)",
+    "domain.offer_index.xǁOfferIndexǁresort__mutmut_15": "ranks are only compared and sorted: float64 holds them exactly",
     **{f"domain.offer_index.xǁOfferIndexǁupdate_rows__mutmut_{n}": _NONE_NAN for n in (18, 26, 34)},
     **{f"domain.offer_index.x__postings__mutmut_{n}": _DTYPE_INT for n in (12, 14)},
     **{f"domain.offer_index.xǁ_Catǁmask__mutmut_{n}": _DTYPE_INT for n in (10, 12)},
