@@ -100,17 +100,20 @@ def _run(children: int, timeout: float) -> bool:
 
 
 def _module_scores(considered: dict[str, str], excluded: dict[str, str], domain: dict[str, str]) -> dict[str, dict]:
-    """Per domain module: mutants, excluded, considered, killed, score."""
+    """Per domain module: mutants, excluded, considered, not checked, killed, score over the checked ones."""
     out: dict[str, dict] = {}
     for name, status in domain.items():
-        m = out.setdefault(name.split(".")[1], {"mutants": 0, "excluded": 0, "considered": 0, "killed": 0})
+        m = out.setdefault(name.split(".")[1], {"mutants": 0, "excluded": 0, "considered": 0, "not_checked": 0,
+                                                "killed": 0})
         m["mutants"] += 1
         m["excluded"] += name in excluded
         if name in considered:
             m["considered"] += 1
+            m["not_checked"] += status == "not checked"
             m["killed"] += status in KILLED
     for m in out.values():
-        m["score"] = round(m["killed"] / m["considered"], 4) if m["considered"] else None
+        checked = m["considered"] - m["not_checked"]
+        m["score"] = round(m["killed"] / checked, 4) if checked else None
     return dict(sorted(out.items()))
 
 
@@ -137,10 +140,14 @@ def main() -> int:
     excluded = {n: r for n, r in EXCLUDED.items() if n in domain and domain[n] not in KILLED}
     considered = {n: s for n, s in domain.items() if n not in excluded and s != "skipped"}
     killed = sum(s in KILLED for s in considered.values())
-    score = killed / len(considered) if considered else 0.0
+    unchecked = sum(s == "not checked" for s in considered.values())
+    checked = len(considered) - unchecked
+    # the score is over the mutants a run has checked (mutmut's own summary counts the same way); a run stopped by
+    # the time limit also reports the lower bound that counts every unchecked mutant as surviving
+    score = killed / checked if checked else 0.0
+    lower_bound = killed / len(considered) if considered else 0.0
     survivors = [{"mutant": n, "status": s, "diff": _diff(n, found[n][1])} for n, s in sorted(considered.items())
                  if s not in KILLED and s != "not checked"]
-    unchecked = sum(s == "not checked" for s in considered.values())
     result = {
         "date": started.isoformat(timespec="seconds"),
         "machine": {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
@@ -151,7 +158,8 @@ def main() -> int:
         "complete": complete, "seconds": None if args.report_only else round(seconds, 1), "children": args.children,
         "retried_unkilled": forgotten, "mutants": len(statuses), "counts": counts,
         "domain": {"mutants": len(domain), "excluded": len(excluded), "considered": len(considered),
-                   "killed": killed, "score": round(score, 4), "goal": GOAL,
+                   "checked": checked, "killed": killed, "score": round(score, 4),
+                   "score_lower_bound": round(lower_bound, 4), "goal": GOAL,
                    "counts": {"killed": sum(s == "killed" for s in considered.values()),
                               "timeout": sum(s == "timeout" for s in considered.values()),
                               "survived": sum(s == "survived" for s in considered.values()),
@@ -164,7 +172,8 @@ def main() -> int:
         "survivors": survivors,
     }
     OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"mutation score over domain/: {killed}/{len(considered)} = {score:.1%} of non-equivalent mutants killed "
+    print(f"mutation score over domain/: {killed}/{checked} = {score:.1%} of the checked non-equivalent mutants killed "
+          f"(lower bound counting unchecked ones as surviving: {lower_bound:.1%}) "
           f"({len(excluded)} excluded as equivalent or untestable, {len(survivors)} surviving, {unchecked} not checked yet; "
           f"{len(statuses)} mutants, {forgotten} unkilled ones retried, in {seconds:.0f} s"
           f"{', stopped by the time limit' if complete is False else ''}) -> {OUT.relative_to(ROOT)}")
