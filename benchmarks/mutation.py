@@ -121,7 +121,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--timeout", type=float, default=float(os.environ.get("MUTATE_TIMEOUT_S", 1800)))
     ap.add_argument("--children", type=int, default=int(os.environ.get("MUTATE_CHILDREN", 1)))
-    ap.add_argument("--report-only", action="store_true", help="write the JSON from the results of the last run")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the JSON from the results in mutants/ (after editing EXCLUDED); "
+                    "the last run's date, machine, time and completeness are kept")
     args = ap.parse_args()
     started = datetime.now(timezone.utc)
     load_start = os.getloadavg()
@@ -171,12 +172,18 @@ def main() -> int:
         "stale_excluded_names": sorted(n for n in EXCLUDED if n not in domain or domain[n] in KILLED),
         "survivors": survivors,
     }
+    if args.report_only and OUT.exists():
+        last = json.loads(OUT.read_text())
+        for key in ("date", "machine", "complete", "seconds", "children", "retried_unkilled"):
+            if key in last:
+                result[key] = last[key]
+        seconds = result["seconds"] or 0.0
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(f"mutation score over domain/: {killed}/{checked} = {score:.1%} of the checked non-equivalent mutants killed "
           f"(lower bound counting unchecked ones as surviving: {lower_bound:.1%}) "
           f"({len(excluded)} excluded as equivalent or untestable, {len(survivors)} surviving, {unchecked} not checked yet; "
-          f"{len(statuses)} mutants, {forgotten} unkilled ones retried, in {seconds:.0f} s"
-          f"{', stopped by the time limit' if complete is False else ''}) -> {OUT.relative_to(ROOT)}")
+          f"{len(statuses)} mutants, {result['retried_unkilled']} unkilled ones retried, in {seconds:.0f} s"
+          f"{', stopped by the time limit' if result['complete'] is False else ''}) -> {OUT.relative_to(ROOT)}")
     return 0
 
 
