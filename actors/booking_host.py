@@ -2,12 +2,13 @@
 
 Bookings are hashed onto `booking_shards` hosts (default 4), each owning every live booking of its shard,
 as `actors/limiter.py` shards tenants. Why not one actor per booking: every actor is a process, measured
-at 174 MB RSS / 71 MB PSS each holding one booking (benchmarks/results/bookings.json), so the benchmark's
-1,050 live bookings would have needed 1,050 processes and ~72 GB PSS; the 4 hosts held them in 692 MB PSS
-in all (~173 MB each, the bookings a few MB of it). A finished booking leaves its host's memory at once.
+at 147 MB RSS / 71 MB PSS each holding one booking (benchmarks/results/bookings.json), so the benchmark's
+1,050 live bookings would have needed 1,050 processes and ~73 GB PSS; the 4 hosts held them in 391 MB PSS
+in all (~98 MB each, the bookings a few MB of it). A finished booking leaves its host's memory at once.
 
-Each transition is one PostgreSQL transaction (repositories.bookings.transition: row + version check,
-transition row, audit entry, outbox row); events are then published in order by the host's publisher,
+Each transition is one PostgreSQL transaction (repositories.bookings.transition, one statement: row +
+version check, transition row, audit entry, outbox row; with the webhook's claim or the meter's close when
+there is one); events are then published in order by the host's publisher,
 and whatever NATS did not take is relayed from the outbox later (shard 0 relays). On start (and after
 Ray restarts the actor, or the whole runtime) a host reloads its shard's live bookings from PostgreSQL:
 Drafts are submitted, pending provisionings asked again (provision is idempotent by booking id) and their
@@ -20,6 +21,7 @@ import asyncio
 import os
 import time
 import zlib
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -144,6 +146,16 @@ class BookingHost:
         await self._ready_or_pool()
         return await self._submit(booking_id, created_event, trace_id)
 
+    async def submit_many(self, items: list[tuple[str, tuple | None, str | None]]) -> int:
+        """`submit` for a batch of (booking id, created event, trace id) handed off by an ingress; nobody waits
+        for the answer. Returns how many moved to PendingProvision."""
+        await self._ready_or_pool()
+        outs = await asyncio.gather(*(self._submit(b, ev, t) for b, ev, t in items), return_exceptions=True)
+        for (b, *_), out in zip(items, outs):
+            if isinstance(out, BaseException):  # left a Draft: the sweep submits it again
+                log.warning("submit failed", extra={"booking_id": b, "error": str(out)[:200]})
+        return sum(1 for o in outs if isinstance(o, dict) and o.get("status") == "applied")
+
     async def _submit(self, booking_id: str, created_event: tuple | None, trace_id: str | None) -> dict:
         if created_event is not None:
             self.outq.put_nowait(tuple(created_event))
@@ -202,28 +214,33 @@ class BookingHost:
         async with self._lock(booking_id):
             for _ in range(5):
                 try:
-                    async with self.pool.acquire() as conn, conn.transaction():
+                    async with self.pool.acquire() as conn:
                         row = await repo.get(conn, bid)
                         if row is None:
                             return {"status": "not_found"}
                         previous = row["status"]
                         legal = to in rules.TRANSITIONS[S(previous)]
-                        if webhook is not None:
-                            outcome = "applied" if legal else f"ignored: {row['status']} -> {to.value}"
-                            if not await repo.record_webhook(conn, webhook[0], webhook[1], bid, webhook[2], outcome):
-                                return {"status": "duplicate", "state": row["status"]}
-                        if not legal:
-                            self._refresh(dict(row))
-                            compliance.record("booking.transition", outcome="refused", tenant_id=row["tenant_id"],
-                                              actor=actor, target=bid, source=source, trace_id=trace_id,
-                                              from_state=row["status"], to_state=to.value)
-                            return {"status": "ignored" if webhook else "illegal", "state": row["status"],
-                                    "from": row["status"], "to": to.value}
-                        cost = None
-                        if row["status"] == S.active.value:
-                            cost = await self.ledger.close(conn, row, now_utc())
-                        new, msg = await repo.transition(conn, self.settings, row, to, source=source, reason=reason,
-                                                         actor=actor, trace_id=trace_id, cost_actual=cost)
+                        # the transition is one statement (its own transaction); a webhook's claim and the
+                        # meter's closing usage must commit with it, so only they open a transaction around it
+                        closes_meter = legal and previous == S.active.value
+                        tx = conn.transaction() if webhook is not None or closes_meter else nullcontext()
+                        async with tx:
+                            if webhook is not None:
+                                outcome = "applied" if legal else f"ignored: {row['status']} -> {to.value}"
+                                if not await repo.record_webhook(conn, webhook[0], webhook[1], bid, webhook[2],
+                                                                 outcome):
+                                    return {"status": "duplicate", "state": row["status"]}
+                            if not legal:
+                                self._refresh(dict(row))
+                                compliance.record("booking.transition", outcome="refused",
+                                                  tenant_id=row["tenant_id"], actor=actor, target=bid, source=source,
+                                                  trace_id=trace_id, from_state=row["status"], to_state=to.value)
+                                return {"status": "ignored" if webhook else "illegal", "state": row["status"],
+                                        "from": row["status"], "to": to.value}
+                            cost = await self.ledger.close(conn, row, now_utc()) if closes_meter else None
+                            new, msg = await repo.transition(conn, self.settings, row, to, source=source,
+                                                             reason=reason, actor=actor, trace_id=trace_id,
+                                                             cost_actual=cost)
                     break
                 except repo.VersionConflict:
                     self.counters["conflicts"] += 1

@@ -1,21 +1,20 @@
 """The bundled offline catalog and the GCP price-history backfill, as batch work over files (Ray Data).
 
 `load_catalog()` parses every provider's bundled snapshot (one Ray Data task per provider when Ray is up,
-in-process otherwise) and ingests the providers that have no offers yet, so it is idempotent and never
-overwrites fresher live data. `backfill_gcp_history()` turns the GCP change log (2022-02 .. 2026-01) into
-price_history rows of the stored GCP offers, once (it checks for earlier rows first).
+in-process otherwise) and stores the providers that have no offers yet through the same path as a sync
+from the snapshot (`actors.sync.sync_provider`), so it is idempotent and never overwrites fresher live
+data. `backfill_gcp_history()` turns GCP's change log (`adapters.gcp.PRICE_CHANGES`) into price_history
+rows of the stored GCP offers, once.
 """
 from __future__ import annotations
 
 import asyncio
-import io
 import time
-from datetime import datetime, timezone
 from typing import Any, Callable
 
-from adapters.base import SNAPSHOT_DIR
-
-GCP_CHANGES = SNAPSHOT_DIR / "gcp_price_changes.csv.gz"
+from actors.sync import OfferSink, sync_provider
+from adapters import gcp
+from cluster.repositories import offers as offers_repo
 
 
 def parse_snapshot(name: str) -> tuple[list, dict[str, int], str]:
@@ -48,7 +47,7 @@ def parse_all(names: list[str], use_ray: bool) -> dict[str, tuple[list, dict[str
     return {n: parse_snapshot(n) for n in names}
 
 
-async def load_catalog(ingestor: Any, names: list[str] | None = None, *, use_ray: bool = False,
+async def load_catalog(ingestor: OfferSink, names: list[str] | None = None, *, use_ray: bool = False,
                        echo: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Ingest the bundled snapshot of every provider that has no offers yet. Returns counts."""
     from adapters import registry
@@ -59,15 +58,13 @@ async def load_catalog(ingestor: Any, names: list[str] | None = None, *, use_ray
     parsed = await asyncio.to_thread(parse_all, todo, use_ray) if todo else {}
     inserted = rejected = 0
     for name in todo:
-        offers, rej, display = parsed[name]
-        adapter = registry.adapter_class(name)
-        await ingestor.ensure_provider(name, display, adapter.API_ENDPOINT)
-        stats = await ingestor.ingest(name, offers, rejected=rej, full=True, display=display)
-        inserted += stats.inserted
-        rejected += stats.rejected_total
-        await ingestor.record_health(name, "ok", last_error=None, latency_ms=None, source="snapshot",
-                                     details={"snapshot_date": adapter.SNAPSHOT_DATE, "last_sync": stats.as_dict(),
-                                              "note": "bundled offline catalog"}, synced=True)
+        offers, rej, _display = parsed[name]
+        outcome = await sync_provider(registry.build(name), ingestor, live=False, parsed=(offers, rej),
+                                      note="bundled offline catalog")
+        if outcome.stats is None:  # recorded as health 'down'; the catalog load itself fails loudly
+            raise RuntimeError(f"bundled catalog of {name} not stored: {outcome.last_error}")
+        inserted += outcome.stats.inserted
+        rejected += outcome.stats.rejected_total
     out = {"providers_loaded": len(todo), "providers_skipped": len(names) - len(todo), "inserted": inserted,
            "rejected": rejected, "seconds": round(time.perf_counter() - t0, 2)}
     if echo:
@@ -76,51 +73,25 @@ async def load_catalog(ingestor: Any, names: list[str] | None = None, *, use_ray
     return out
 
 
-def _history_rows(batch: Any) -> Any:
-    """Ray Data batch (pandas) of change-log rows -> (external_id, price, recorded_at) rows."""
-    import pandas as pd
-
-    base = batch["instance"].astype(str) + ":" + batch["region"].astype(str)
-    ts = pd.to_datetime(batch["date"].astype(str), utc=True)
-    od = pd.DataFrame({"external_id": base, "price": batch["price_ondemand"], "recorded_at": ts})
-    spot = pd.DataFrame({"external_id": base + ":spot", "price": batch["price_spot"], "recorded_at": ts})
-    out = pd.concat([od, spot], ignore_index=True)
-    out = out[pd.to_numeric(out["price"], errors="coerce") > 0]
-    return out.assign(price=out["price"].astype(float).round(6))
-
-
 def history_frame(use_ray: bool):
-    """The change log as history rows: a Ray Data read_csv + map_batches when Ray is up, pandas otherwise."""
+    """GCP's change log as history rows: a Ray Data read_csv + map_batches when Ray is up, pandas otherwise."""
     if use_ray:
         import ray
 
         if ray.is_initialized():
-            ds = ray.data.read_csv(str(GCP_CHANGES)).map_batches(_history_rows, batch_format="pandas", num_cpus=0.25)
+            ds = ray.data.read_csv(str(gcp.PRICE_CHANGES)).map_batches(gcp.price_change_rows, batch_format="pandas",
+                                                                       num_cpus=0.25)
             return ds.to_pandas()
     import pandas as pd
 
-    return _history_rows(pd.read_csv(GCP_CHANGES))
+    return gcp.price_change_rows(pd.read_csv(gcp.PRICE_CHANGES))
 
 
 async def backfill_gcp_history(pool: Any, *, use_ray: bool = False) -> int:
     """Insert GCP's recorded price changes as history of the stored GCP offers (once). Returns rows added."""
-    cutoff = datetime(2026, 1, 29, tzinfo=timezone.utc)
-    async with pool.acquire() as conn:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('backfill:gcp'))")
-            done = await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM price_history h JOIN offers o ON o.id = h.offer_id "
-                "WHERE o.provider_id = 'gcp' AND h.recorded_at < $1)", cutoff)
-            if done or not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM offers WHERE provider_id='gcp')"):
-                return 0
-            frame = await asyncio.to_thread(history_frame, use_ray)
-            buf = io.BytesIO(frame[["external_id", "price", "recorded_at"]].to_csv(index=False, header=False).encode())
-            await conn.execute("CREATE TEMP TABLE _hist (external_id text, price numeric(14,6), recorded_at timestamptz)"
-                               " ON COMMIT DROP")
-            await conn.copy_to_table("_hist", source=buf, format="csv")
-            res = await conn.execute(
-                "INSERT INTO price_history (offer_id, price_per_hour, availability, recorded_at) "
-                "SELECT o.id, h.price, 'up', h.recorded_at FROM _hist h "
-                "JOIN offers o ON o.provider_id = 'gcp' AND o.external_id = h.external_id "
-                "WHERE h.recorded_at < $1", cutoff)
-            return int(res.split()[-1])
+
+    async def csv_rows() -> bytes:
+        frame = await asyncio.to_thread(history_frame, use_ray)
+        return frame[["external_id", "price", "recorded_at"]].to_csv(index=False, header=False).encode()
+
+    return await offers_repo.backfill_history(pool, gcp.GcpProvider.NAME, gcp.history_cutoff(), csv_rows)

@@ -1,6 +1,6 @@
 """`gpubroker sync`, `gpubroker replay` and the `gpubroker up` step of ingestion.
 
-Registered in cluster/cli.py: EXTENSIONS += "actors.cli:register"; UP_STEPS += "actors.cli:up_step".
+Registered in deployments/cli.py (`register`; `up_step` runs after the Serve application is up).
 """
 from __future__ import annotations
 

@@ -7,8 +7,10 @@ Window w starts `horizon * (n_windows - w)` days before the end and sees only th
 
 - persistence: the last value before the origin.
 - seasonal_naive: the value one week earlier (spot prices on GCP move weekly).
-- autoets / autoarima (statsforecast): one fit before the first window, then the fitted model is carried
-  forward over the windows without refitting (`refit=False`); a second fit on all data for the forecast.
+- autoets / autoarima / theta / drift (statsforecast AutoETS, AutoARIMA, AutoTheta, RandomWalkWithDrift):
+  one fit before the first window, then the fitted model is carried
+  forward over the windows without refitting (`refit=False`; the drift, which cannot be carried forward,
+  is refitted per window); a second fit on all data for the forecast.
 - nhits (neuralforecast, CPU): one network across all series, trained once on the data before the first
   window on log relative prices; the forecast past the end reuses it with the latest input window.
 
@@ -25,7 +27,8 @@ import numpy as np
 __all__ = ["ModelConfig", "predict_windows", "BASELINES", "FITTED", "ALL_MODELS"]
 
 BASELINES = ("persistence", "seasonal_naive")
-FITTED = ("autoets", "autoarima", "nhits")
+FITTED = ("autoets", "autoarima", "theta", "drift", "nhits")
+STATSFORECAST = ("autoets", "autoarima", "theta", "drift")
 ALL_MODELS = BASELINES + FITTED
 
 
@@ -88,13 +91,18 @@ def _fill(out: np.ndarray, frame, column: str, end, horizon: int, n_windows: int
 
 def _statsforecast(name: str, series: list[np.ndarray], horizon: int, n_windows: int, cfg: ModelConfig) -> np.ndarray:
     from statsforecast import StatsForecast
-    from statsforecast.models import AutoARIMA, AutoETS
+    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta, RandomWalkWithDrift
 
-    model = AutoETS(season_length=1, alias=name) if name == "autoets" else AutoARIMA(season_length=1, alias=name)
+    model = {"autoets": lambda: AutoETS(season_length=1, alias=name),
+             "autoarima": lambda: AutoARIMA(season_length=1, alias=name),
+             "theta": lambda: AutoTheta(season_length=1, alias=name),
+             "drift": lambda: RandomWalkWithDrift(alias=name)}[name]()
     df, end = _long_frame(series)
     out = np.full((len(series), n_windows + 1, horizon), np.nan)
     sf = StatsForecast(models=[model], freq="D", n_jobs=cfg.n_jobs)
-    cv = sf.cross_validation(h=horizon, df=df, n_windows=n_windows, step_size=horizon, refit=False)
+    # refit per window only where statsforecast cannot carry a fitted model forward (the drift is a cheap mean)
+    cv = sf.cross_validation(h=horizon, df=df, n_windows=n_windows, step_size=horizon,
+                             refit=not hasattr(model, "forward"))
     _fill(out, cv, name, end, horizon, n_windows, False, final=False)
     fc = sf.forecast(h=horizon, df=df)
     _fill(out, fc, name, end, horizon, n_windows, False, final=True)
@@ -131,7 +139,7 @@ def predict_windows(name: str, series: list[np.ndarray], horizon: int, n_windows
         return np.zeros((0, n_windows + 1, horizon))
     if name in BASELINES:
         return _baseline(name, series, horizon, n_windows, cfg)
-    if name in ("autoets", "autoarima"):
+    if name in STATSFORECAST:
         return _statsforecast(name, series, horizon, n_windows, cfg)
     if name == "nhits":
         return _nhits(series, horizon, n_windows, cfg)

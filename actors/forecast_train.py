@@ -18,7 +18,7 @@ import numpy as np
 from actors.forecast_backtest import FitSettings, SeriesData, fit_all, local_runner
 from actors.forecast_models import ModelConfig, predict_windows
 from cluster.settings import Settings
-from domain.price_series import asof_daily, day_index
+from domain.price_series import asof_on_axis, day_index, observed_axis
 
 __all__ = ["train", "build_series", "ray_runner", "fit_settings"]
 
@@ -34,17 +34,19 @@ def fit_settings(settings: Settings, **overrides: Any) -> FitSettings:
     return FitSettings(**base)
 
 
-def _asof_block(block: Any) -> Any:
+def _asof_block(block: Any, axes: dict[str, np.ndarray], end_day: int) -> Any:
     """Ray Data map_batches over a block holding whole offers: each offer's daily change points -> its
-    daily as-of series up to the block's `end` day (one row per offer)."""
+    as-of values on its provider's observed axis from its first observation on (one row per offer). The
+    series all end on `end_day`: `start` is the day index of values[0] when nothing was skipped."""
     import pandas as pd
 
     rows = []
     for oid, g in block.groupby("offer_id", sort=False):
         days = g["day"].to_numpy(np.int64)
-        start = int(days.min())
-        values = asof_daily(days, g["price"].to_numpy(float), start, int(g["end"].iloc[0]))
-        rows.append({"offer_id": str(oid), "start": start, "values": values.tolist(), "observations": int(len(g))})
+        axis = axes[g["source"].iloc[0]]
+        values = asof_on_axis(days, g["price"].to_numpy(float), axis[np.searchsorted(axis, days.min()):])
+        rows.append({"offer_id": str(oid), "start": end_day - values.size + 1, "values": values.tolist(),
+                     "observations": int(len(g))})
     return pd.DataFrame(rows, columns=["offer_id", "start", "values", "observations"])
 
 
@@ -62,29 +64,39 @@ def _blocks(df: Any, n: int) -> list:
     return [df.iloc[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
 
 
-def build_series(history: list[dict[str, Any]], groups: dict[str, str], end_day: int,
-                 use_ray: bool, blocks: int = 4) -> dict[str, SeriesData]:
-    """Daily series of every offer with history, each carried to `end_day`: a Ray Data map over blocks of
-    whole offers when Ray is up (one task per block; a groupby shuffle costs ~200 tasks here), else pandas."""
+def build_series(history: list[dict[str, Any]], groups: dict[str, str], end_day: int, use_ray: bool,
+                 sources: dict[str, str] | None = None, blocks: int = 4) -> tuple[dict[str, SeriesData], int]:
+    """Daily series of every offer with history, each ending on `end_day`, and the number of days left
+    out as unwatched. Each source (provider, `sources`: offer id -> provider) has its own axis
+    (`domain.price_series.observed_axis` over the days it recorded anything), so a stretch nobody watched
+    is not filled with an invented flat price. A Ray Data map over blocks of whole offers when Ray is up
+    (one task per block; a groupby shuffle costs ~200 tasks here), else pandas."""
     import pandas as pd
 
     if not history:
-        return {}
+        return {}, 0
+    sources = sources or {}
     df = pd.DataFrame(history)
-    df = df.assign(day=[day_index(d) for d in df["day"]], end=end_day)[["offer_id", "day", "price", "end"]]
+    df = df.assign(day=[day_index(d) for d in df["day"]],
+                   source=[sources.get(o, "") for o in df["offer_id"]])[["offer_id", "day", "price", "source"]]
+    axes = {src: observed_axis(g["day"].to_numpy(np.int64), end_day) for src, g in df.groupby("source")}
+    skipped = sum(int(end_day - a[0] + 1 - a.size) for a in axes.values() if a.size)
     parts = _blocks(df, blocks)
+    kwargs = {"axes": axes, "end_day": end_day}
     frame = None
     if use_ray:
         import ray
 
         if ray.is_initialized():
             ds = ray.data.from_pandas(parts)
-            frame = ds.map_batches(_asof_block, batch_size=None, batch_format="pandas", num_cpus=0.5).to_pandas()
+            frame = ds.map_batches(_asof_block, fn_kwargs=kwargs, batch_size=None, batch_format="pandas",
+                                   num_cpus=0.5).to_pandas()
     if frame is None:
-        frame = pd.concat([_asof_block(p) for p in parts], ignore_index=True)
-    return {r.offer_id: SeriesData(group=groups.get(r.offer_id, "on_demand"), start=int(r.start),
-                                   values=np.asarray(r.values, float), observations=int(r.observations))
-            for r in frame.itertuples(index=False)}
+        frame = pd.concat([_asof_block(p, **kwargs) for p in parts], ignore_index=True)
+    series = {r.offer_id: SeriesData(group=groups.get(r.offer_id, "on_demand"), start=int(r.start),
+                                     values=np.asarray(r.values, float), observations=int(r.observations))
+              for r in frame.itertuples(index=False)}
+    return series, skipped
 
 
 def _fit_job(name: str, series: list, horizon: int, n_windows: int, cfg: ModelConfig) -> np.ndarray:
@@ -142,7 +154,8 @@ async def train(settings: Settings, fs: FitSettings | None = None, *, use_ray: b
 
         ray_up = ray.is_initialized()
     say("building the daily frame", 0, 1)
-    series = await asyncio.to_thread(build_series, history, groups, day_index(as_of), ray_up)
+    sources = {o["offer_id"]: o["provider"] for o in offers}
+    series, skipped = await asyncio.to_thread(build_series, history, groups, day_index(as_of), ray_up, sources)
     t_frame = time.perf_counter()
     runner = ray_runner(progress) if ray_up else local_runner
     fits = await asyncio.to_thread(fit_all, series, day_index(as_of), fs, runner)
@@ -162,8 +175,10 @@ async def train(settings: Settings, fs: FitSettings | None = None, *, use_ray: b
             "horizon": fs.horizon, "n_windows": fs.n_windows, "models": list(fs.models), "chosen": chosen,
             "interval_method": "split-conformal on absolute relative residuals of the rolling-origin backtest, "
                                "pooled per price type, activity class and horizon day; persistence: empirical j-day changes",
+            "unwatched_days_skipped": skipped,
             "seconds": {"frame": round(t_frame - t0, 2), "fit": round(t_fit - t_frame, 2)}}
     name = await asyncio.to_thread(save_version, settings.state_dir, meta, rows)
     say("saved " + name, 1, 1)
     return {"version": name, "series": len(rows), "chosen": chosen, "as_of": as_of.isoformat(),
+            "unwatched_days_skipped": skipped,
             "seconds": round(time.perf_counter() - t0, 2)}

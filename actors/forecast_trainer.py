@@ -10,6 +10,7 @@ import asyncio
 import time
 from typing import Any
 
+from cluster.ray_env import actor_runtime_env
 from cluster.settings import Settings
 
 TRAINER_NAME = "forecast-trainer"
@@ -67,8 +68,6 @@ class ForecastTrainer:
 def start_trainer(settings: Settings, detached: bool = True):
     """The trainer actor (created once; `get_if_exists`), with its schedule started."""
     import ray
-
-    from cluster.ray_env import actor_runtime_env
 
     opts: dict[str, Any] = dict(name=TRAINER_NAME, num_cpus=0, get_if_exists=True, max_concurrency=4,
                                 runtime_env=actor_runtime_env(settings))

@@ -1,7 +1,7 @@
 """`TenantLimiter`: the Ray actor holding a tenant's token bucket (FR-SEC-2).
 
 Ingress replicas never call it per request: each leases a batch of tokens and spends them locally
-(`gateway.ratelimit`). A lease may reserve tokens slightly ahead of time (the bucket may go negative by
+(`gateway.http.ratelimit`). A lease may reserve tokens slightly ahead of time (the bucket may go negative by
 at most `debt_cap` tokens); each granted token comes with the moment it is earned, so a replica spends
 a batch at exactly the tenant's rate and the sum over every replica never exceeds rate x time + burst.
 
@@ -19,6 +19,7 @@ from typing import Any
 
 import ray
 
+from cluster.ray_env import actor_runtime_env
 from domain.ratelimit import TokenBucket
 
 NAMESPACE = "gpubroker-limiters"
@@ -78,8 +79,6 @@ def actor_name(settings, tenant_id: str) -> str:
 def get_or_create(settings, tenant_id: str):
     """The tenant's limiter actor, created on first use (named, detached, no CPU reserved). Blocking:
     call it from a thread (`asyncio.to_thread`), never from the event loop."""
-    from cluster.ray_env import actor_runtime_env
-
     global _REMOTE
     if _REMOTE is None:
         _REMOTE = ray.remote(TenantLimiter)

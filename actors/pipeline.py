@@ -5,8 +5,8 @@ and the benchmark all use it. One `ingest()` call is one sync of one provider:
 
 1. validate: records that cannot be stored are counted by reason (never silently dropped, never fatal);
 2. one transaction, under the provider's advisory lock: COPY into a temp staging table, then one statement
-   (actors/sql.py UPSERT) that inserts the new offers, updates the changed ones (returning the old price),
-   appends price_history rows only where price or availability changed; on a
+   (`cluster.repositories.offers.upsert_staged`) that inserts the new offers, updates the changed ones
+   (returning the old price), appends price_history rows only where price or availability changed; on a
    full sync the offers not seen marked availability 'down' (with their history row), and the deltas'
    events as outbox rows of up to OUTBOX_BATCH messages each (same transaction: an event is never lost);
 3. after commit: INCR the Redis catalog generation (caches purge) when anything changed, publish one
@@ -27,9 +27,12 @@ from typing import Any, Iterable
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from actors import metrics, sql
+from actors import metrics
 from cluster.logs import get_logger
-from cluster.messaging import subject
+from cluster.messaging import jetstream_connection, subject
+from cluster.repositories import offers as offers_repo
+from cluster.repositories import outbox
+from cluster.repositories import providers as providers_repo
 from cluster.settings import Settings
 from domain.models import Offer
 
@@ -41,9 +44,6 @@ OUTBOX_BATCH = 10_000  # messages per outbox row (migration 0005)
 PUBLISH_TIMEOUT_S = 30.0  # acks of one batch; past it the rows stay in the outbox for the relay
 RELAY_INTERVAL_S = 1.0  # how often the relay looks for rows left unpublished
 RELAY_MIN_AGE_S = 5.0  # rows younger than this belong to an ingest still publishing them
-# The upsert is one statement over a whole batch: PostgreSQL's JIT spent ~0.8 s compiling it per 50k-row
-# batch (more than a quarter of its run time) and the default 4 MB work_mem sent its sorts to disk.
-TXN_SETTINGS = "SET LOCAL jit = off; SET LOCAL work_mem = '64MB'"
 
 
 @dataclass
@@ -75,12 +75,14 @@ class SyncStats:
 
 
 def price_update_json(offer_id: str, external_id: str, provider: str, gpu_type: str, region: str, pricing: str,
-                      old_price: Decimal | None, new_price: Decimal, availability: str, ts_json: str) -> str:
+                      old_price: Decimal | None, new_price: Decimal, availability: str, ts_json: str,
+                      gpu_count: float | None = None) -> str:
     """`PriceUpdate(...).model_dump_json()`, byte for byte (a test holds it to that), ~10x faster."""
     old = "null" if old_price is None else f'"{old_price}"'
+    count = "null" if gpu_count is None else repr(float(gpu_count))
     return (f'{{"version":1,"offer_id":"{offer_id}","external_id":{_enc(external_id)},"provider":{_enc(provider)},'
             f'"gpu_type":{_enc(gpu_type)},"region":{_enc(region)},"pricing":"{pricing}","old_price":{old},'
-            f'"new_price":"{new_price}","availability":"{availability}","ts":{ts_json}}}')
+            f'"new_price":"{new_price}","availability":"{availability}","ts":{ts_json},"gpu_count":{count}}}')
 
 
 def validate(provider: str, offers: Iterable[Offer | dict], rejected: dict[str, int]) -> list[Offer]:
@@ -126,6 +128,7 @@ def _json(d: dict) -> str:
 
 
 def _row(o: Offer) -> tuple:
+    """The offer as a staging row, in `offers_repo.STAGE_COLUMNS` order."""
     return (o.external_id, o.name, o.gpu_type, o.gpu_vendor, o.gpu_count, o.gpu_memory_gb, o.form_factor, o.vcpu,
             o.memory_gb, o.storage_gb, o.price_per_hour, o.price_per_gpu_hour, o.currency, o.pricing.value,
             o.region, o.country, o.continent, o.availability.value, o.tags, _json(o.attributes))
@@ -144,10 +147,10 @@ class Ingestor:
         self.msg_prefix = f"{settings.database_name}:ph:"
 
     async def ensure_provider(self, provider: str, name: str, endpoint: str | None = None) -> None:
-        await self.pool.execute(sql.UPSERT_PROVIDER, provider, name, endpoint)
+        await providers_repo.upsert(self.pool, provider, name, endpoint)
 
     async def has_offers(self, provider: str) -> bool:
-        return bool(await self.pool.fetchval("SELECT EXISTS (SELECT 1 FROM offers WHERE provider_id = $1)", provider))
+        return await offers_repo.has_offers(self.pool, provider)
 
     async def ingest(self, provider: str, offers: Iterable[Offer | dict], *, full: bool = True,
                      rejected: dict[str, int] | None = None, ts: datetime | None = None,
@@ -163,19 +166,15 @@ class Ingestor:
         deltas: list[tuple[str, str, str]] = []  # (subject, msg_id, payload)
         async with self.pool.acquire() as conn:
             async with conn.transaction():
-                await conn.execute(sql.UPSERT_PROVIDER, provider, display or provider, None)
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", "ingest:" + provider)
-                await conn.execute(sql.CREATE_STAGE)
-                await conn.execute(TXN_SETTINGS)
+                await providers_repo.upsert(conn, provider, display or provider, None)
+                await offers_repo.begin_ingest(conn, provider)
                 lap("validate")
-                await conn.copy_records_to_table("_offer_stage", records=map(_row, good), columns=sql.STAGE_COLUMNS)
-                if len(good) > 5000:
-                    await conn.execute("ANALYZE _offer_stage")
+                await offers_repo.stage(conn, map(_row, good), len(good))
                 lap("stage")
-                rows = await conn.fetch(sql.UPSERT, provider, ts, ts - self.touch_after)
+                rows = await offers_repo.upsert_staged(conn, provider, ts, ts - self.touch_after)
                 lap("upsert")
                 if full:
-                    rows += await conn.fetch(sql.MARK_DOWN, provider, ts)
+                    rows += await offers_repo.mark_missing_down(conn, provider, ts)
                     lap("mark_down")
                 subjects: dict[str, str] = {}  # gpu_type -> subject: a batch has few GPU types
                 for r in rows:
@@ -195,14 +194,13 @@ class Ingestor:
                             f"{self.msg_prefix}{r['hid']}",
                             price_update_json(str(r["id"]), r["external_id"], provider, r["gpu_type"], r["region"],
                                               r["pricing"], r["old_price"], r["new_price"], r["availability"],
-                                              ts_json),
+                                              ts_json, r["gpu_count"]),
                         ))
                 stats.unchanged = stats.received - stats.inserted - stats.updated
                 lap("events")
                 if deltas:
-                    await conn.copy_records_to_table(
-                        "outbox", records=outbox_rows(subject(self.settings, "prices", provider) + ".>", deltas, ts),
-                        columns=["subject", "msg_id", "body", "messages", "created_at"])
+                    await outbox.append_batches(
+                        conn, outbox_rows(subject(self.settings, "prices", provider) + ".>", deltas, ts))
                 lap("outbox")
             lap("commit")
         stats.deltas = len(deltas)
@@ -228,7 +226,7 @@ class Ingestor:
             return 0
         if lap:
             lap("publish")
-        await self.pool.execute(sql.MARK_PUBLISHED_BATCH, ts, self.msg_prefix + "%")
+        await outbox.mark_published_at(self.pool, ts, self.msg_prefix)
         if lap:
             lap("mark_published")
         return len(deltas)
@@ -249,13 +247,13 @@ class Ingestor:
                 pass
             wake.clear()
             try:
-                metrics.OUTBOX_AGE.set(await self.pool.fetchval(sql.OLDEST_UNPUBLISHED_AGE))
+                metrics.OUTBOX_AGE.set(await outbox.oldest_unpublished_age_s(self.pool))
             except Exception:  # PostgreSQL down: the gauge keeps its last value, the relay waits below
                 pass
             try:
                 if attach_js is not None:
                     await attach_js()
-                if self.js is None or not self.js._nc.is_connected:
+                if self.js is None or not jetstream_connection(self.js).is_connected:
                     continue
                 while (n := await self.relay_outbox(older_than_s=0.0 if woken else RELAY_MIN_AGE_S)) > 0:
                     log.info("outbox relayed", extra={"messages": n})
@@ -265,9 +263,10 @@ class Ingestor:
                 log.debug("outbox relay waiting", extra={"error": str(exc)[:200]})
 
     async def record_health(self, provider: str, status: str, *, last_error: str | None, latency_ms: float | None,
-                            source: str, details: dict[str, Any], synced: bool) -> None:
+                            source: str | None, details: dict[str, Any], synced: bool) -> None:
         """Upsert provider_health; `synced` False keeps last_sync_ts (a failed fetch is not a sync)."""
-        await self.pool.execute(sql.UPSERT_HEALTH, provider, status, last_error, latency_ms, source, details, synced)
+        await providers_repo.record_health(self.pool, provider, status, last_error=last_error, latency_ms=latency_ms,
+                                           source=source, details=details, synced=synced)
 
 
 async def publish_all(js: Any, msgs: list[tuple[str, str, str]], fence_after: int = 256) -> None:
@@ -279,7 +278,8 @@ async def publish_all(js: Any, msgs: list[tuple[str, str, str]], fence_after: in
     re-publish (outbox relay) harmless. While NATS is disconnected nothing is buffered: it raises at once
     and the messages wait in the outbox.
     """
-    if not js._nc.is_connected:
+    nc = jetstream_connection(js)
+    if not nc.is_connected:
         from cluster.dependencies import DependencyUnavailable
 
         raise DependencyUnavailable("nats", "not connected")
@@ -287,7 +287,6 @@ async def publish_all(js: Any, msgs: list[tuple[str, str, str]], fence_after: in
         futs = [await js.publish_async(s, p.encode(), headers={"Nats-Msg-Id": m}) for s, m, p in msgs]
         await asyncio.wait_for(asyncio.gather(*futs), PUBLISH_TIMEOUT_S)
         return
-    nc = js._nc
     for s, m, p in msgs[:-1]:
         await nc.publish(s, p.encode(), headers={"Nats-Msg-Id": m})
     s, m, p = msgs[-1]
@@ -299,7 +298,7 @@ async def relay_outbox(pool: Any, js: Any, msg_prefix: str, older_than_s: float 
     returns how many messages went out. Shared by every outbox producer (price deltas, booking events)."""
     if js is None:
         return 0
-    rows = await pool.fetch(sql.UNPUBLISHED, msg_prefix + "%", older_than_s, limit)
+    rows = await outbox.unpublished(pool, msg_prefix, older_than_s, limit)
     if not rows:
         return 0
     msgs: list[tuple[str, str, str]] = []
@@ -314,7 +313,7 @@ async def relay_outbox(pool: Any, js: Any, msg_prefix: str, older_than_s: float 
     except Exception as exc:
         log.warning("outbox relay failed", extra={"error": str(exc)[:200]})
         return 0
-    await pool.execute(sql.MARK_PUBLISHED_IDS, ids)
+    await outbox.mark_published(pool, ids)
     return len(msgs)
 
 

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from cluster.logs import configure_logging, get_logger
+from cluster.ray_env import actor_runtime_env
 from cluster.settings import Settings
 
 log = get_logger("provider_actor")
@@ -183,7 +184,6 @@ def start_actors(settings: Settings, providers: list[str] | None = None, *, inte
     import ray
 
     from adapters import registry
-    from cluster.ray_env import actor_runtime_env
 
     common = dict(num_cpus=0, get_if_exists=True, runtime_env=actor_runtime_env(settings))
     if detached:

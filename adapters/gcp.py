@@ -24,11 +24,12 @@ documented schema and Google's published list prices, reproducing catalog rows e
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Iterable, Iterator
 
-from adapters.base import Adapter, FetchError, RecordError, dec, num
+from adapters.base import SNAPSHOT_DIR, Adapter, FetchError, RecordError, dec, num
 from domain.gpus import resolve
 from domain.models import Offer
 
@@ -206,3 +207,29 @@ class GcpProvider(Adapter):
                 return {"skus": skus}
             params = {**params, "pageToken": token}
         raise FetchError(f"no end of SKU pages after {MAX_PAGES} pages from {url}")
+
+
+# ---- recorded price history -------------------------------------------------------------------------------
+# Cyclenerd's change log of the same catalog, 2022-02 .. 2026-01: one row per (date, machine type, region)
+# with the on-demand and spot prices then in effect. It is history of the offers above: its rows carry the
+# same external ids, and only rows before the snapshot date are history (the snapshot holds that day's).
+PRICE_CHANGES = SNAPSHOT_DIR / "gcp_price_changes.csv.gz"
+
+
+def history_cutoff() -> datetime:
+    """The bundled catalog's date, as the end (exclusive) of the recorded history."""
+    return datetime.fromisoformat(GcpProvider.SNAPSHOT_DATE).replace(tzinfo=timezone.utc)
+
+
+def price_change_rows(batch: Any) -> Any:
+    """A pandas frame of change-log rows -> (external_id, price, recorded_at) rows, spot as its own offer;
+    empty and zero prices (not sold then) dropped."""
+    import pandas as pd
+
+    base = batch["instance"].astype(str) + ":" + batch["region"].astype(str)
+    ts = pd.to_datetime(batch["date"].astype(str), utc=True)
+    od = pd.DataFrame({"external_id": base, "price": batch["price_ondemand"], "recorded_at": ts})
+    spot = pd.DataFrame({"external_id": base + ":spot", "price": batch["price_spot"], "recorded_at": ts})
+    out = pd.concat([od, spot], ignore_index=True)
+    out = out[pd.to_numeric(out["price"], errors="coerce") > 0]
+    return out.assign(price=out["price"].astype(float).round(6))

@@ -166,7 +166,7 @@ def main() -> int:
     if a.loadgen:
         print(json.dumps(asyncio.run(_drive(a.loadgen, a.users, a.duration, 2000))))
         return 0
-    from cluster.ray_env import build_app, deploy
+    from deployments.app import deploy
 
     started = datetime.now(timezone.utc)
     load_at_start = os.getloadavg()
@@ -183,7 +183,7 @@ def main() -> int:
         with local_serve(settings) as base:
             t0 = time.monotonic()
             deploy(settings)
-            deploy(off, "gpubroker-nollm", "/nollm", build_app(off))
+            deploy(off, "gpubroker-nollm", "/nollm")
             ok = lambda r: r.status_code == 200 and r.json()["recommendations"]  # noqa: E731
             for prefix in ("", "/nollm"):
                 deadline = time.monotonic() + 240

@@ -113,9 +113,10 @@ def main() -> None:
     from ray import serve
 
     from actors.provider_actor import IngestWorker
-    from cluster.cli import _haproxy_pids
+    from cluster.control import haproxy_pids
     from cluster.db import migrate
-    from cluster.ray_env import deploy, ray_env
+    from cluster.ray_env import ray_env
+    from deployments.app import deploy
 
     os.environ.update(ray_env(settings))
     load = None
@@ -213,7 +214,7 @@ def main() -> None:
             except Exception:
                 pass
             ray.shutdown()
-        for pid in _haproxy_pids(settings.http_port):
+        for pid in haproxy_pids(settings.http_port):
             os.kill(pid, 15)
         svc.close()
 

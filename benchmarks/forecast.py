@@ -11,7 +11,9 @@
 2. Serve: a throw-away database with the bundled GCP catalog and its 2022-2026 price history, one training
    through Ray tasks (timed), then the app twice on one Serve: '/' serving the trained version and
    '/baseline' with an empty model store (the same handler answering from persistence). Closed-loop GET
-   /predict load at 1 and 20 connections from a separate process (benchmarks.loadgen), 8 s each.
+   /predict load at 1 and 20 connections from a separate process (benchmarks.loadgen), 8 s each. Where the
+   time goes: the handler alone in this process, and one handle hop without HTTP. The README's /predict
+   example and docs/forecast_a100_spot.png come from this run.
 Writes benchmarks/results/forecast.json.
 """
 from __future__ import annotations
@@ -41,7 +43,9 @@ HISTORY = next((d / "shared" / "data" / "gcp_pricing_history_cyclenerd" / "gcp_g
                 for d in (ROOT.parent, ROOT.parent.parent) if (d / "shared" / "data").is_dir()),
                ROOT.parent / "shared" / "data" / "gcp_pricing_history_cyclenerd" / "gcp_gpu_daily_asof_selected.csv.gz")
 RESULTS = ROOT / "benchmarks" / "results" / "forecast.json"
-MODELS = ("persistence", "seasonal_naive", "autoets", "autoarima", "nhits")
+CHART = ROOT / "docs" / "forecast_a100_spot.png"
+EXAMPLE = {"gpu_type": "A100", "region": "us-central1", "pricing": "spot", "horizon_days": 30}
+MODELS = ("persistence", "seasonal_naive", "autoets", "autoarima", "theta", "drift", "nhits")
 # the served model for the latency run: training all of MODELS on every GCP series took 434 s here under load
 TRAIN_MODELS = ("persistence", "seasonal_naive", "autoets")
 
@@ -49,7 +53,7 @@ TRAIN_MODELS = ("persistence", "seasonal_naive", "autoets")
 def run_eval(cutoffs: int, nhits_steps: int) -> dict:
     from actors.forecast_backtest import FitSettings
     from actors.forecast_eval import evaluate, format_table
-    from actors.forecast_models import ModelConfig, predict_windows
+    from actors.forecast_models import STATSFORECAST, ModelConfig, predict_windows
 
     seconds: dict[str, list[float]] = {}
     sizes: list[int] = []
@@ -72,7 +76,7 @@ def run_eval(cutoffs: int, nhits_steps: int) -> dict:
     per_cut = {m: round(sum(v) / len(v), 2) for m, v in seconds.items()}
     return {"report": report, "seconds_total": round(time.perf_counter() - t0, 1),
             "fit_seconds_per_cutoff": per_cut,
-            "statsforecast_seconds_per_cutoff": round(per_cut.get("autoets", 0) + per_cut.get("autoarima", 0), 2),
+            "statsforecast_seconds_per_cutoff": round(sum(per_cut.get(m, 0) for m in STATSFORECAST), 2),
             "neuralforecast_seconds_per_cutoff": per_cut.get("nhits"),
             "fitted_series_per_cutoff": sizes, "nhits_steps": nhits_steps}
 
@@ -101,10 +105,70 @@ async def prepare_db(settings: Settings) -> list[dict]:
         await pool.close()
 
 
+def _pcts(ms: list[float]) -> dict:
+    ms = sorted(ms)
+    return {"n": len(ms), "p50_ms": round(ms[len(ms) // 2], 3), "p95_ms": round(ms[int(len(ms) * 0.95)], 3),
+            "max_ms": round(ms[-1], 3)}
+
+
+def handler_cost(settings: Settings, paths: list[str]) -> dict:
+    """Where the time goes: the handler alone in this process (catalog from PostgreSQL, the trained version
+    and none), per request: match, forecast, JSON. What /predict takes beyond this is HTTP and Serve."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    from cluster.db import create_pool
+    from cluster.repositories.price_history import forecast_offers, history_as_of, history_points
+    from deployments.forecast_service import ForecastService, build_catalog
+    from domain.forecast import ForecastRequest
+
+    async def load():
+        pool = await create_pool(settings, min_size=1, max_size=1)
+        try:
+            a = await history_as_of(pool)
+            return await forecast_offers(pool), await history_points(pool, a), a
+        finally:
+            await pool.close()
+
+    catalog = build_catalog(*asyncio.run(load()))
+    reqs = [ForecastRequest(**dict(parse_qsl(urlsplit(p).query))) for p in paths]
+    out = {}
+    for name, trained in (("trained", True), ("persistence_baseline", False)):
+        svc = ForecastService(settings, catalog)
+        if trained:
+            svc.reload_model()
+        svc.forecast(reqs[0])
+        ms = []
+        for r in reqs * 3:
+            t0 = time.perf_counter()
+            svc.forecast(r).model_dump_json()
+            ms.append((time.perf_counter() - t0) * 1000)
+        out[name] = _pcts(ms)
+    return out
+
+
+async def handle_cost(paths: list[str], n: int = 300) -> dict:
+    """One Serve hop without HTTP: the ingress's call `Forecast.reply` through a handle, sequentially."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    from ray import serve
+
+    handle = serve.get_deployment_handle("Forecast", app_name="gpubroker")
+    payloads = [dict(parse_qsl(urlsplit(p).query)) for p in paths]
+    await handle.reply.remote(payloads[0], "json")
+    ms = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        status, _, _ = await handle.reply.remote(payloads[i % len(payloads)], "json")
+        ms.append((time.perf_counter() - t0) * 1000)
+        assert status == 200
+    return _pcts(ms)
+
+
 def run_serve(settings: Settings, duration: float) -> dict:
     from actors.forecast_backtest import FitSettings
+    from deployments.forecast_cli import refresh_replicas
     from actors.forecast_train import train
-    from cluster.ray_env import build_app, deploy
+    from deployments.app import deploy
 
     combos = asyncio.run(prepare_db(settings))
     rnd = random.Random(5)
@@ -118,12 +182,10 @@ def run_serve(settings: Settings, duration: float) -> dict:
     out: dict = {"distinct_queries": len(paths)}
     baseline_settings = settings.with_overrides(state_dir=str(Path(tempfile.mkdtemp(prefix="bench-forecast-empty-"))))
     with local_serve(settings) as base:
-        from ray import serve
-
         for attempt in (1, 2):  # Serve's proxy start has timed out once on the loaded 2-core machine
             try:
                 deploy(settings)
-                deploy(baseline_settings, name="baseline", route_prefix="/baseline", app=build_app(baseline_settings))
+                deploy(baseline_settings, name="baseline", route_prefix="/baseline")
                 break
             except Exception as exc:
                 if attempt == 2:
@@ -135,13 +197,23 @@ def run_serve(settings: Settings, duration: float) -> dict:
                                               "wall_s": round(time.perf_counter() - t0, 1),
                                               "note": "every GCP series in PostgreSQL; one Ray task per model"}
         print(f"  trained on PostgreSQL history: {summary}", flush=True)
-        serve.get_deployment_handle("Forecast", app_name="gpubroker").refresh.remote().result(timeout_s=300)
+        refresh_replicas(300)
         probe = paths[0]
         wait_http(base + probe, 180)
         wait_http(base + "/baseline" + probe, 180)
         m = httpx.get(base + probe, timeout=10).json()
         b = httpx.get(base + "/baseline" + probe, timeout=10).json()
         out["answer_models"] = {"trained": m["model"], "trained_version": m["model_version"], "baseline": b["model"]}
+        # the README's example and chart come from this run
+        ex = httpx.post(base + "/predict", json={**EXAMPLE, "hours": 100}, timeout=30)
+        out["example"] = ex.json()
+        png = httpx.get(base + "/predict", params={**EXAMPLE, "format": "png"}, timeout=60)
+        if png.status_code == 200:
+            CHART.write_bytes(png.content)
+        out["handler_in_process"] = handler_cost(settings, paths)
+        out["handle_hop_sequential"] = asyncio.run(handle_cost(paths))
+        print(f"  handler in process: {out['handler_in_process']}; one handle hop: {out['handle_hop_sequential']}",
+              flush=True)
         for conns in (1, 20):
             for name, pfile in (("trained", main_paths), ("persistence_baseline", base_paths)):
                 print(f"  {name} at {conns} connection(s):", flush=True)

@@ -119,7 +119,7 @@ async def naive_full_baseline(settings, pool, js, base: list, rows: int) -> dict
                 subj = subject(settings, "prices", "naivefull", o.gpu_type)
                 payload = price_update_json(str(oid), o.external_id, "naivefull", o.gpu_type, o.region, o.pricing.value,
                                             old["price_per_hour"] if old else None, o.price_per_hour,
-                                            o.availability.value, json.dumps(ts.isoformat()))
+                                            o.availability.value, json.dumps(ts.isoformat()), o.gpu_count)
                 box = await conn.fetchval("INSERT INTO outbox (subject, msg_id, payload) VALUES ($1, $2, $3::jsonb) "
                                           "RETURNING id", subj, f"naivefull:{hid}", payload)
             await js.publish(subj, payload.encode(), headers={"Nats-Msg-Id": f"naivefull:{hid}"})

@@ -1,7 +1,7 @@
 """Rate limiter benchmark: admitted vs configured rate, and the limiter's added latency per request.
 
 1. Accuracy: N tenants (default 100), each with its own TenantLimiter actor; R ingress "replicas" (Ray
-   actors, num_cpus=0, each running the real `gateway.ratelimit.TenantRateLimiter`) offer every tenant
+   actors, num_cpus=0, each running the real `gateway.http.ratelimit.TenantRateLimiter`) offer every tenant
    `overload` x its configured rate between them for `warmup + duration` seconds; admissions in the
    measured window give each tenant's admitted rate. Target: within +-5% of the configured rate.
 2. Latency: the real `RateLimitMiddleware` around a trivial ASGI app, called in-process with a valid
@@ -39,8 +39,11 @@ def _settings(state_dir: str, lease_s: float, enabled: bool = True, shards: int 
 
 
 def _state(settings, plans: dict[str, tuple[float, int]]):
-    async def lookup(tenant: str):
-        return plans.get(tenant)
+    from cluster.repositories.directory import TenantPlan
+
+    async def lookup(tenant: str) -> TenantPlan | None:
+        plan = plans.get(tenant)
+        return TenantPlan(plan[0], plan[1], 0) if plan else None
 
     return SimpleNamespace(settings=settings, limiter_plan_lookup=lookup)
 
@@ -50,7 +53,7 @@ class BenchReplica:
     """Stands in for one ingress replica: the real per-replica limiter, fed synthetic arrivals."""
 
     def __init__(self, settings, plans):
-        from gateway.ratelimit import TenantRateLimiter
+        from gateway.http.ratelimit import TenantRateLimiter
 
         self.lim = TenantRateLimiter(_state(settings, plans))
 
@@ -60,7 +63,7 @@ class BenchReplica:
 
     async def _warm_one(self, t: str) -> None:
         plan = await self.lim.state.limiter_plan_lookup(t)
-        actor = await self.lim._actor(t, *plan)
+        actor = await self.lim._actor(t, plan.rate_limit_rps, plan.burst)
         await actor.stats.remote(t)  # the handle comes back before the actor's process is up
 
     async def run(self, tenants: list[str], offered_rps: float, warmup_s: float, duration_s: float,
@@ -135,8 +138,8 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 async def latency(args, state_dir: str) -> dict:
-    from gateway.authz import token_service
-    from gateway.ratelimit import RateLimitMiddleware
+    from gateway.auth.authz import token_service
+    from gateway.http.ratelimit import RateLimitMiddleware
 
     async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})

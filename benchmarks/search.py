@@ -146,7 +146,7 @@ def local_serve(settings: Settings):
     import ray
     from ray import serve
 
-    from cluster.cli import _haproxy_pids
+    from cluster.control import haproxy_pids
     from cluster.ray_env import ray_env
 
     os.environ.update(ray_env(settings))
@@ -160,12 +160,12 @@ def local_serve(settings: Settings):
         except Exception:
             pass
         ray.shutdown()
-        for pid in _haproxy_pids(settings.http_port):
+        for pid in haproxy_pids(settings.http_port):
             os.kill(pid, 15)
 
 
 def run_serve(settings: Settings, mixed: Path, unique: Path, duration: float, n: int) -> dict:
-    from cluster.ray_env import deploy
+    from deployments.app import deploy
 
     with local_serve(settings) as base:
         t0 = time.monotonic()
@@ -190,14 +190,14 @@ def run_serve(settings: Settings, mixed: Path, unique: Path, duration: float, n:
 
 def compare_handle(settings: Settings, mixed: Path, duration: float, n: int) -> dict:
     """The design check: the index inside the ingress vs one Serve handle hop to the Search deployment."""
-    from cluster.ray_env import build_app, deploy
+    from deployments.app import deploy
 
     prefixed = mixed.with_name("paths_handle.txt")
     prefixed.write_text("".join("/h" + line + "\n" for line in mixed.read_text().split()))
     with local_serve(settings) as base:
         deploy(settings)
         via_handle = settings.with_overrides(search_in_ingress=False)
-        deploy(via_handle, "gpubroker-handle", "/h", build_app(via_handle))
+        deploy(via_handle, "gpubroker-handle", "/h")
         for prefix in ("", "/h"):
             wait_http(f"{base}{prefix}/providers?page_size=1", 180, lambda r: r.status_code == 200 and r.json()["total"] >= n)
         loadgen(base, mixed, "closed", 2, conns=50)
@@ -229,6 +229,14 @@ def machine() -> dict:
             "load_avg_at_start": os.getloadavg(), "note": "2-core machine; the load average says how busy it was"}
 
 
+def _max_ongoing(settings) -> int:
+    """The ingress's max_ongoing_requests in the deployed Serve config (the file, or the setting over it)."""
+    from cluster.serve_config import serve_config
+
+    (app,) = serve_config(settings)["applications"]
+    return next(d["max_ongoing_requests"] for d in app["deployments"] if d["name"] == "Ingress")
+
+
 def main() -> int:
     import argparse
 
@@ -254,7 +262,7 @@ def main() -> int:
     out: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
                  "ray": ray.__version__, "settings": {"throughput_mode": settings.throughput_mode,
                                                       "search_in_ingress": settings.search_in_ingress,
-                                                      "ingress_replicas": 1, "max_ongoing_requests": settings.max_ongoing_requests}}
+                                                      "ingress_replicas": 1, "max_ongoing_requests": _max_ongoing(settings)}}
     t0 = time.monotonic()
     out["offers"] = asyncio.run(prepare_db(settings, args.offers))
     print(f"offers in database: {out['offers']} ({time.monotonic() - t0:.1f}s)", flush=True)

@@ -13,7 +13,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from deployments.search_store import load_all
+from cluster.repositories.search_offers import load_all
 from domain.offer_index import OfferIndex
 from domain.search import QueryError, parse_query
 

@@ -8,7 +8,7 @@ the publisher's `ts` in each update versus the client's clock when the frame is 
 
     PYTHONPATH=. .venv/bin/python benchmarks/ws.py [--clients 10000] [--gateways 2] [--workers 4] [--c-clients]
 
-Load generator: in each client process the first clients are `gateway.client.PriceStreamClient`s (probes:
+Load generator: in each client process the first clients are `gpubroker.stream.PriceStreamClient`s (probes:
 every update parsed, seq checked), the rest lean connections: Python (`--light-clients` counts updates
 instead of parsing them) or, with `--c-clients`, benchmarks/ws_cload.c (built with `cc` at start), which
 does the light work in C so that most of a small machine's CPU is left to the gateway. Lean clients give
@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.ws_load import client_worker, load_feed, user_filters  # noqa: E402
 from cluster.settings import load_settings  # noqa: E402
-from gateway.ws_filters import PriceFilter, UpdateView  # noqa: E402
+from gateway.ws.filters import PriceFilter, UpdateView  # noqa: E402
 from cluster.ports import free_port  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
@@ -130,8 +130,8 @@ async def setup(settings) -> str:
     import redis.asyncio as aioredis
 
     from cluster.messaging import ensure_streams
-    from gateway.live_sessions import publish_session
-    from gateway.tokens import TokenService
+    from gateway.auth.live_sessions import publish_session
+    from gateway.auth.tokens import TokenService
 
     await migrate(settings)
     conn = await asyncpg.connect(settings.database_url)
@@ -305,9 +305,9 @@ def start_bare(settings, cpus: set[int] | None = None) -> subprocess.Popen:
 def start_gateways(settings, n: int, cpus: set[int] | None = None) -> list[subprocess.Popen]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for k, v in settings.model_dump().items():
-        if v is not None:
-            env[f"GPUBROKER_{k.upper()}"] = str(v)
-    procs = [subprocess.Popen([sys.executable, "-m", "gateway.ws", "--reuse-port"], env=env, cwd=ROOT,
+        if v is not None and v != "":  # an empty setting is refused; lists (trusted_proxies) are read as JSON
+            env[f"GPUBROKER_{k.upper()}"] = json.dumps(list(v)) if isinstance(v, (list, tuple)) else str(v)
+    procs = [subprocess.Popen([sys.executable, "-m", "gateway.ws.server", "--reuse-port"], env=env, cwd=ROOT,
                               preexec_fn=pinned(cpus)) for _ in range(n)]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -364,7 +364,7 @@ def main() -> int:
     ap.add_argument("--batch-ms", type=float, default=20.0)
     ap.add_argument("--queue-max", type=int, default=64)
     ap.add_argument("--probe", type=int, default=200,
-                    help="clients that use gateway.client.PriceStreamClient (the rest: a minimal loadgen client)")
+                    help="clients that use gpubroker.stream.PriceStreamClient (the rest: a minimal loadgen client)")
     ap.add_argument("--a-small", type=int, default=1000,
                     help="also run scenario (a) with this many clients (0: skip): where this machine keeps up")
     ap.add_argument("--only", choices=["a", "b", "baseline"], default=None)

@@ -42,9 +42,9 @@ from websockets.protocol import OPEN  # noqa: E402
 
 from benchmarks.ws import machine  # noqa: E402
 from benchmarks.ws_load import load_feed, user_filters  # noqa: E402
-from gateway.ws_fanout import Client, Fanout  # noqa: E402
-from gateway.ws_filters import PriceFilter, UpdateView  # noqa: E402
-from gateway.ws_protocol import update_json  # noqa: E402
+from gateway.ws.fanout import Client, Fanout  # noqa: E402
+from gateway.ws.filters import PriceFilter, UpdateView  # noqa: E402
+from gateway.ws.protocol import update_json  # noqa: E402
 
 
 def feed_docs(n: int) -> list[dict]:

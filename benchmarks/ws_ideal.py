@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.ws import build_cclient, cpu_list, free_port, machine, pct, pinned  # noqa: E402
 from benchmarks.ws_load import CClients, Sink, load_feed, user_filters  # noqa: E402
-from gateway.ws_filters import PriceFilter, UpdateView  # noqa: E402
-from gateway.ws_protocol import UPDATE_FIELDS  # noqa: E402
+from gateway.ws.filters import PriceFilter, UpdateView  # noqa: E402
+from gateway.ws.protocol import UPDATE_FIELDS  # noqa: E402
 
 
 def build_server(into: Path) -> str:

@@ -90,7 +90,7 @@ class LeanClient(asyncio.Protocol):
     `light`: a `prices` frame is not parsed as JSON: its updates are counted (one `"seq":` each) and each is
     given the latency of the frame's first, oldest update (an upper bound). About ten times cheaper per
     update, so a few cores of clients can keep up with a gateway sending a million updates/s; the probe
-    clients (`gateway.client.PriceStreamClient`) still parse everything and check sequence numbers.
+    clients (`gpubroker.stream.PriceStreamClient`) still parse everything and check sequence numbers.
     """
 
     def __init__(self, host: str, port: int, token: str, flt: dict, sink: "Sink", light: bool = False):
@@ -187,7 +187,7 @@ class Sink:
 
     def __init__(self):
         self.lat = array("f")  # lean clients
-        self.lat_probe = array("f")  # gateway.client.PriceStreamClient
+        self.lat_probe = array("f")  # gpubroker.stream.PriceStreamClient
         self.counts = {"delivered": 0, "frames": 0, "lagged": 0, "dropped": 0, "errors": 0, "duplicates": 0,
                        "disconnects": 0, "probe_delivered": 0}
 
@@ -276,7 +276,7 @@ class CClients:
 async def _worker(url, token, filters, n_probe, ready_q, stop_evt, result_q, idx, light=False, cbin=None) -> None:
     from urllib.parse import urlparse
 
-    from gateway.client import PriceStreamClient
+    from gpubroker.stream import PriceStreamClient
 
     sink = Sink()
     host, port = urlparse(url).hostname, urlparse(url).port

@@ -1,4 +1,7 @@
-"""Audit trail storage: append in the caller's transaction (hash chain per tenant), read, and verify.
+"""The audit trail: append in the caller's transaction (hash chain per tenant), read, and verify.
+
+The chain rule is `domain.audit`; storage is `cluster.repositories.audit` (it refuses to run outside a
+transaction).
 
     async with pool.acquire() as conn, conn.transaction():
         ...the change...
@@ -18,41 +21,26 @@ from typing import Any, Mapping
 
 import asyncpg
 
-from domain.audit import GENESIS, BrokenLink, anonymize_ip, chain_hash, normalize_details, now_utc, verify_chain
-
-_COLS = "id, tenant_id, user_id, action, target_type, target_id, ts, ip, user_agent, details, hash_prev, hash_curr"
+from cluster.repositories import audit as audit_repo
+from domain.audit import GENESIS, BrokenLink, new_entry, verify_chain
 
 
 def _s(v: Any) -> str | None:
     return None if v is None else str(v)
 
 
+
 async def append_audit(conn: asyncpg.Connection, tenant_id: Any, user_id: Any, action: str,
                        target_type: str | None = None, target_id: Any = None, *, ip: str | None = None,
                        user_agent: str | None = None, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Append one entry to `tenant_id`'s chain. Must run inside the transaction of the change it records."""
-    if not conn.is_in_transaction():
-        raise RuntimeError("append_audit must run inside the transaction of the change it records")
-    tenant = _s(tenant_id)
-    chain = tenant or ""
-    # Locks the head row (creating it for a new chain); DO UPDATE, unlike a plain SELECT, acts on the newest
-    # committed version or raises a serialization error, never on the snapshot's.
-    prev = await conn.fetchval(
-        "INSERT INTO audit_chain_heads (chain) VALUES ($1) ON CONFLICT (chain) DO UPDATE SET chain = EXCLUDED.chain "
-        "RETURNING hash_curr", chain)
-    entry = {"tenant_id": tenant, "user_id": _s(user_id), "action": action, "target_type": target_type,
-             "target_id": _s(target_id), "ts": now_utc(), "ip": anonymize_ip(ip),
-             "user_agent": (user_agent or None) and user_agent[:200], "details": normalize_details(details)}
-    entry["hash_prev"] = prev
-    entry["hash_curr"] = chain_hash(prev, entry)
-    entry["id"] = await conn.fetchval(
-        """INSERT INTO audit_log (tenant_id, user_id, action, target_type, target_id, ts, ip, user_agent, details,
-                                  hash_prev, hash_curr)
-           VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id""",
-        tenant, entry["user_id"], action, target_type, entry["target_id"], entry["ts"], entry["ip"],
-        entry["user_agent"], entry["details"], prev, entry["hash_curr"])
-    await conn.execute("UPDATE audit_chain_heads SET last_id = $2, hash_curr = $3 WHERE chain = $1",
-                       chain, entry["id"], entry["hash_curr"])
+    """Append one entry to `tenant_id`'s chain. Must run inside the transaction of the change it records
+    (the repository refuses otherwise, before writing anything)."""
+    entry = new_entry(tenant_id, user_id, action, target_type, target_id, ip=ip, user_agent=user_agent,
+                      details=details)
+    got = await audit_repo.append_linked(conn, entry)
+    if got is None:  # no head yet: the chain's first entry creates it (locked) the long way
+        return await audit_repo.append_first(conn, entry)
+    entry.update(got)
     return entry
 
 
@@ -68,16 +56,14 @@ async def verify_audit(pool: asyncpg.Pool, tenant_id: Any = None, all_tenants: b
     """Verify one tenant's chain (or every chain). Reports entries checked and the first broken link."""
     async with pool.acquire() as conn:
         if all_tenants:
-            tenants = [_s(r[0]) for r in await conn.fetch("SELECT DISTINCT tenant_id FROM audit_log")]
+            tenants = [_s(t) for t in await audit_repo.chain_tenants(conn)]
         else:
             tenants = [_s(tenant_id)]
         checked, broken = 0, []
         for t in sorted(tenants, key=lambda x: x or ""):
             last_id, prev = 0, GENESIS
             while True:  # keyset pages keep memory bounded on long chains
-                page = [_row(r) for r in await conn.fetch(
-                    f"SELECT {_COLS} FROM audit_log WHERE tenant_id IS NOT DISTINCT FROM $1::uuid AND id > $2 "
-                    "ORDER BY id LIMIT $3", t, last_id, batch)]
+                page = [_row(r) for r in await audit_repo.chain_page(conn, t, last_id, batch)]
                 n, link = verify_chain(page, prev)
                 checked += n
                 if link is not None:
@@ -94,10 +80,7 @@ async def verify_audit(pool: asyncpg.Pool, tenant_id: Any = None, all_tenants: b
 
 async def list_audit(conn: asyncpg.Connection, tenant_id: Any, *, user_id: Any = None, after_id: int = 0,
                      limit: int = 100) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        f"SELECT {_COLS} FROM audit_log WHERE tenant_id = $1::uuid AND ($2::uuid IS NULL OR user_id = $2::uuid "
-        "OR (target_type = 'user' AND target_id = $2::text)) AND id > $3 ORDER BY id LIMIT $4",
-        _s(tenant_id), _s(user_id), after_id, limit)
+    rows = await audit_repo.entries(conn, _s(tenant_id), _s(user_id), after_id, limit)
     return [_row(r) for r in rows]
 
 

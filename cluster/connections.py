@@ -1,6 +1,9 @@
-"""The one way to open long-lived clients of Redis and NATS (PostgreSQL pools: `cluster.db.create_pool`).
+"""The one way to open long-lived clients of PostgreSQL, Redis and NATS.
 
 Each client heals by itself after its server restarts, and no call waits unboundedly while it is down:
+- PostgreSQL: `PostgresPool` opens its asyncpg pool on first use, not at start, so a process starts while
+  PostgreSQL is down; a failed open raises `DependencyUnavailable("postgres")` (503) and is tried again by
+  the next call; asyncpg replaces pooled connections the server closed.
 - Redis: a connection idle for `REDIS_HEALTH_CHECK_S` is PINGed before use, so connections the server
   dropped are replaced instead of failing a request; a connection error or timeout is retried once on a
   fresh connection (short backoff); every socket operation has a timeout.
@@ -14,19 +17,48 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Callable
 
+import asyncpg
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from cluster.dependencies import DependencyUnavailable
+from cluster.db import create_pool
+from cluster.dependencies import DependencyUnavailable, dependency_down
 from cluster.logs import get_logger
 from cluster.settings import Settings
 
 log = get_logger("connections")
 REDIS_HEALTH_CHECK_S = 2  # a pooled connection idle this long is checked with PING before use
 NATS_RECONNECT_WAIT_S = 0.25  # between reconnect attempts; a restarted nats-server is reached within ~0.3 s
+
+
+class PostgresPool:
+    """One asyncpg pool, opened on first use (`get()`); `pool_kw` as for `cluster.db.create_pool`."""
+
+    def __init__(self, settings: Settings, **pool_kw: Any):
+        self.settings = settings
+        self.pool_kw = pool_kw
+        self.pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> asyncpg.Pool:
+        if self.pool is None:
+            async with self._lock:
+                if self.pool is None:
+                    try:
+                        self.pool = await create_pool(self.settings, **self.pool_kw)
+                    except Exception as exc:
+                        log.warning("postgres unavailable", extra={"error": str(exc)[:300]})
+                        if dependency_down(exc) is None and not isinstance(exc, asyncpg.InvalidCatalogNameError):
+                            raise
+                        raise DependencyUnavailable("postgres", str(exc)[:200]) from exc
+        return self.pool
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
 
 
 def redis_client(settings: Settings, *, op_timeout_s: float | None = None, max_connections: int | None = None,

@@ -90,7 +90,7 @@ def patch_config(text: str, request_timeout_s: int) -> str:
             out.extend(_SIZE_RULES)
             # the address HAProxy accepted the connection from, appended to X-Forwarded-For: without it every
             # request reaches the replicas from 127.0.0.1 and per-address throttles count all clients as one
-            # (gateway.client_address believes it from trusted proxies only)
+            # (gateway.http.client_address believes it from trusted proxies only)
             out.append("    option forwardfor")
     if section == "defaults":
         out.append(f"    timeout http-request {request_timeout_s}s")

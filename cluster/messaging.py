@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from typing import Any
+
 from cluster.settings import Settings
 
 _TOKEN = re.compile(r"[^A-Za-z0-9_-]+")
@@ -52,3 +54,11 @@ async def delete_streams(settings: Settings, js) -> None:
             await js.delete_stream(stream_name(settings, name))
         except Exception:
             pass
+
+
+def jetstream_connection(js: Any) -> Any:
+    """The NATS client a JetStream context publishes through: the outbox publisher asks it whether it is
+    connected (to refuse at once rather than buffer) and sends a large batch as core publishes on it.
+    nats-py (2.16) offers no accessor; this is the one place that reads the context's attribute. A caller
+    that holds the client itself (`nc.jetstream()`) has no need of it."""
+    return js._nc

@@ -20,35 +20,30 @@ PLATFORM_TENANT = "platform"
 async def create_operator(settings: Settings, email: str, password: str, reset_password: bool = False) -> dict:
     from cluster.audit import append_audit
     from cluster.db import create_pool
-    from domain.passwords import PasswordPolicy
+    from cluster.repositories import tenant_accounts, user_accounts
+    from domain.passwords import policy_for
 
-    policy = PasswordPolicy(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
+    policy = policy_for(settings)
     policy.check(password)
     pw_hash = await asyncio.to_thread(policy.hash, password)
     pool = await create_pool(settings, min_size=1, max_size=1)
     try:
         async with pool.acquire() as conn, conn.transaction():
-            tenant = await conn.fetchrow(
-                "SELECT id FROM tenants WHERE is_platform AND deleted_at IS NULL ORDER BY created_at LIMIT 1 FOR UPDATE")
+            tenant = await tenant_accounts.lock_platform(conn)
             if tenant is None:
-                tenant = await conn.fetchrow(
-                    "INSERT INTO tenants (name, plan, is_platform) VALUES ($1, 'enterprise', true) RETURNING id",
-                    PLATFORM_TENANT)
+                tenant = await tenant_accounts.create_platform(conn, PLATFORM_TENANT)
                 await append_audit(conn, tenant["id"], None, "tenant.created", "tenant", tenant["id"],
                                    details={"via": "operator-cli", "platform": True})
-            user = await conn.fetchrow("SELECT id, tenant_id FROM users WHERE lower(email) = lower($1)", email)
+            user = await user_accounts.find_by_email(conn, email)
             if user is not None and user["tenant_id"] != tenant["id"]:
                 raise ValueError("that email belongs to a user of another tenant")
             if user is None:
-                user = await conn.fetchrow(
-                    "INSERT INTO users (tenant_id, email, password_hash, role) VALUES ($1, $2, $3, 'admin') "
-                    "RETURNING id, tenant_id", tenant["id"], email, pw_hash)
+                user = await user_accounts.create(conn, tenant["id"], email, pw_hash, "admin")
                 await append_audit(conn, tenant["id"], user["id"], "user.created", "user", user["id"],
                                    details={"role": "admin", "via": "operator-cli"})
                 state = "created"
             elif reset_password:
-                await conn.execute("UPDATE users SET password_hash = $2, role = 'admin', updated_at = now() "
-                                   "WHERE id = $1", user["id"], pw_hash)
+                await user_accounts.reset_to_admin(conn, user["id"], pw_hash)
                 await append_audit(conn, tenant["id"], user["id"], "user.password_reset", "user", user["id"],
                                    details={"via": "operator-cli"})
                 state = "password reset"

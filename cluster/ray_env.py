@@ -1,4 +1,4 @@
-"""Environment for every Ray process we start, and the Serve application graph with its options."""
+"""Environment for every Ray process we start: loopback addresses, Serve's HAProxy mode, the shared metrics directory."""
 from __future__ import annotations
 
 import hashlib
@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from cluster.settings import Settings
-from gateway.metrics import metrics_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# prometheus_client's multiprocess mode: every replica and actor writes its samples into this directory
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def ray_env(settings: Settings) -> dict[str, str]:
@@ -83,56 +84,21 @@ def haproxy_wrapper_env(settings: Settings, directory: Path) -> dict[str, str]:
             TIMEOUT_ENV: str(settings.request_timeout_s)}
 
 
+def metrics_env(state_dir: Path) -> dict[str, str]:
+    """The runtime_env variables that make a process write into the shared metrics directory."""
+    d = (Path(state_dir) / "metrics").resolve()
+    d.mkdir(parents=True, exist_ok=True)
+    return {MULTIPROC_ENV: str(d)}
+
+
+def reset_metrics_dir(state_dir: Path) -> None:
+    """Remove the metrics files of processes that are gone (a fresh Ray head starts from zero)."""
+    d = Path(state_dir) / "metrics"
+    if d.is_dir():
+        for f in d.glob("*.db"):
+            f.unlink(missing_ok=True)
+
+
 def actor_runtime_env(settings: Settings) -> dict[str, Any]:
     """runtime_env for our actors and replicas: the shared metrics directory."""
     return {"env_vars": metrics_env(settings.state_dir)}
-
-
-def deployment_options(settings: Settings, name: str, min_replicas: int, max_replicas: int) -> dict[str, Any]:
-    """Options every deployment of ours shares: autoscaling bounds, a raised max_ongoing_requests
-    (Serve's default of 5 collapses throughput), num_cpus=0, the shared metrics directory, and no
-    per-request access-log line (it costs CPU on the hot path; EdgeMiddleware logs errors)."""
-    return {
-        "name": name,
-        "max_ongoing_requests": settings.max_ongoing_requests,
-        "autoscaling_config": {
-            "min_replicas": min_replicas,
-            "max_replicas": max_replicas,
-            "target_ongoing_requests": max(8, settings.max_ongoing_requests // 4),
-            "upscale_delay_s": 10,
-            "downscale_delay_s": 120,
-        },
-        "ray_actor_options": {"num_cpus": 0, "runtime_env": actor_runtime_env(settings)},
-        "health_check_period_s": 10,
-        "graceful_shutdown_timeout_s": 5,
-        "logging_config": {"enable_access_log": False},
-    }
-
-
-def build_app(settings: Settings):
-    """The Serve application: the ingress and what it composes."""
-    from ray import serve
-
-    from deployments.chat import chat_deployment
-    from deployments.ingress import Ingress
-    from deployments.forecast import forecast_deployment
-    from deployments.search import search_deployment
-
-    ingress = serve.deployment(
-        Ingress, **deployment_options(settings, "Ingress", settings.ingress_replicas_min, settings.ingress_replicas_max))
-    handles = {"search": search_deployment(settings).bind(settings),
-               "forecast": forecast_deployment(settings).bind(settings)}
-    handles["chat"] = chat_deployment(settings).bind(settings, handles["search"], handles.get("forecast"))
-    return ingress.bind(settings, handles)
-
-
-def deploy(settings: Settings, name: str = "gpubroker", route_prefix: str = "/", app=None) -> None:
-    """Start Serve's HTTP proxy on the configured address (if needed) and deploy the application."""
-    from ray import serve
-
-    serve.start(http_options={"host": settings.http_host, "port": settings.http_port}, detached=True)
-    serve.run(app if app is not None else build_app(settings), name=name, route_prefix=route_prefix, blocking=False)
-    if app is None and settings.chat_engine == "vllm":  # the GPU LLM app, on its own route
-        from deployments.llm_vllm import deploy_llm_app
-
-        deploy_llm_app(settings)

@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
 
-from cluster.connections import NatsConnection, redis_client
-from cluster.db import create_pool
-from cluster.dependencies import DependencyUnavailable, dependency_down
-from cluster.logs import get_logger
+from cluster.connections import NatsConnection, PostgresPool, redis_client
+from cluster.repositories import liveness
 from cluster.settings import Settings
-
-log = get_logger("runtime")
 
 
 @dataclass
@@ -40,10 +36,13 @@ class DependencyStatus:
 @dataclass
 class Runtime:
     settings: Settings
-    pg: asyncpg.Pool | None = None
+    postgres: PostgresPool | None = None
     redis: aioredis.Redis | None = None
     nats: NatsConnection | None = None
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        if self.postgres is None:
+            self.postgres = PostgresPool(self.settings)
 
     async def start(self) -> "Runtime":
         """Open what can be opened now; NATS keeps connecting in the background, PostgreSQL on next use."""
@@ -58,18 +57,15 @@ class Runtime:
         """The NATS client (connected or reconnecting), or None before the first connect."""
         return self.nats.nc if self.nats is not None else None
 
+    @property
+    def pg(self) -> asyncpg.Pool | None:
+        """The PostgreSQL pool once opened, else None."""
+        return self.postgres.pool
+
     async def get_pg(self) -> asyncpg.Pool:
-        if self.pg is None:
-            async with self._lock:
-                if self.pg is None:
-                    try:
-                        self.pg = await create_pool(self.settings)
-                    except Exception as exc:
-                        log.warning("postgres unavailable", extra={"error": str(exc)[:300]})
-                        if dependency_down(exc) is None and not isinstance(exc, asyncpg.InvalidCatalogNameError):
-                            raise
-                        raise DependencyUnavailable("postgres", str(exc)[:200]) from exc
-        return self.pg
+        """The PostgreSQL pool, opened on first use; raises DependencyUnavailable("postgres") at once while
+        it cannot be opened."""
+        return await self.postgres.get()
 
     async def get_nats(self):
         """The connected NATS client; raises DependencyUnavailable("nats") at once while it is not."""
@@ -93,7 +89,7 @@ class Runtime:
         pool = await self.get_pg()
         t = self.settings.readiness_timeout_s
         async with pool.acquire(timeout=t) as conn:
-            await conn.fetchval("SELECT 1", timeout=t)
+            await liveness.ping(conn, t)
 
     async def _check_redis(self) -> None:
         assert self.redis is not None, "redis client not started"
@@ -117,5 +113,4 @@ class Runtime:
             await self.nats.close()
         if self.redis is not None:
             await self.redis.aclose()
-        if self.pg is not None:
-            await self.pg.close()
+        await self.postgres.close()

@@ -40,9 +40,9 @@ class Settings(BaseModel):
     throughput_mode: bool = Field(True, description="Serve HAProxy + throughput-optimized mode")
     haproxy_stats_port: int = Field(8404, ge=1, le=65535, description="Serve HAProxy stats port (throughput mode)")
     haproxy_metrics_port: int = Field(9101, ge=1, le=65535, description="Serve HAProxy Prometheus port (throughput mode)")
-    ingress_replicas_min: int = Field(1, ge=1, le=64, description="ingress autoscaling minimum replicas")
-    ingress_replicas_max: int = Field(2, ge=1, le=64, description="ingress autoscaling maximum replicas")
-    max_ongoing_requests: int = Field(256, ge=1, le=10000, description="per replica (Serve's default of 5 collapses throughput)")
+    ingress_replicas_min: int | None = Field(None, ge=1, le=64, description="ingress autoscaling minimum replicas; unset: cluster/deploy/serve.yaml")
+    ingress_replicas_max: int | None = Field(None, ge=1, le=64, description="ingress autoscaling maximum replicas; unset: cluster/deploy/serve.yaml")
+    max_ongoing_requests: int | None = Field(None, ge=1, le=10000, description="per replica, every deployment; unset: cluster/deploy/serve.yaml (256)")
     state_dir: Path = Field(Path(".run"), description="where `gpubroker up` keeps PIDs, logs and metrics files")
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="log level")
     readiness_timeout_s: float = Field(1.0, gt=0, le=30, description="per-dependency timeout of /ready checks")
@@ -50,7 +50,7 @@ class Settings(BaseModel):
     vault_addr: str | None = Field(None, description="Vault address; when set, secrets come from Vault KV v2")
     vault_token: str | None = Field(None, description="Vault token (or VAULT_TOKEN)")
     vault_mount: str = Field("secret", description="Vault KV v2 mount point")
-    # --- identity, sessions and rate limits (issue 5) ---
+    # --- identity, sessions and rate limits ---
     access_token_ttl_s: int = Field(300, ge=30, le=3600, description="lifetime of access JWTs (seconds)")
     refresh_token_ttl_s: int = Field(14 * 86400, ge=300, le=90 * 86400, description="lifetime of a login session / refresh token (seconds)")
     mfa_challenge_ttl_s: int = Field(300, ge=30, le=900, description="lifetime of the MFA challenge between the two login steps")
@@ -80,7 +80,7 @@ class Settings(BaseModel):
     ws_processes: int = Field(1, ge=1, le=64, description="WS gateway processes sharing ws_port (SO_REUSEPORT)")
     ws_send_buffer: int = Field(65536, ge=0, le=16 * 1024 * 1024, description="kernel send buffer per WS client (bytes, 0 = OS autotuning): small keeps a slow client's backlog where the gateway can see it")
     ws_node_resource: str = Field("", pattern=r"^[A-Za-z0-9_]*$", description="custom Ray resource that places the WS gateway actors on one node (the cluster files give the head `gpubroker_head`); empty: any node")
-    # --- marketplace search (issue 4) ---
+    # --- marketplace search ---
     search_in_ingress: bool = Field(True, description="answer /providers from an index inside each ingress replica "
                                     "(no handle hop per request); False sends every search through the Search deployment")
     search_cache_ttl_s: int = Field(60, ge=0, le=3600, description="Redis TTL of cached search pages; 0 disables the Redis tier")
@@ -90,14 +90,14 @@ class Settings(BaseModel):
     search_delta_flush_ms: float = Field(50.0, ge=0, le=900, description="NATS price deltas are applied in batches this often")
     search_stale_after_s: float = Field(3600.0, gt=0, description="a provider not synced for this long is reported stale")
     search_history_limit: int = Field(100, ge=1, le=10_000, description="price-history points in GET /providers/{id}")
-    search_replicas_min: int = Field(1, ge=1, le=64, description="Search deployment autoscaling minimum replicas")
-    search_replicas_max: int = Field(2, ge=1, le=64, description="Search deployment autoscaling maximum replicas")
+    search_replicas_min: int | None = Field(None, ge=1, le=64, description="Search autoscaling minimum replicas; unset: cluster/deploy/serve.yaml")
+    search_replicas_max: int | None = Field(None, ge=1, le=64, description="Search autoscaling maximum replicas; unset: cluster/deploy/serve.yaml")
     adapters_live: bool = Field(False, description="call provider APIs on sync; false serves the bundled snapshots (offline)")
     adapter_base_urls: dict[str, str] = Field(default_factory=dict, description="per-provider API base URL overrides (proxies, tests)")
     adapter_timeout_s: float = Field(10.0, gt=0, le=120, description="timeout of one provider API request")
     adapter_retries: int = Field(3, ge=0, le=10, description="retries of a failed provider API request (exponential backoff + jitter)")
     sync_interval_s: float = Field(300.0, ge=1, description="seconds between two syncs of one provider (FR-PROV-1: < 5 min)")
-    # --- bookings, provider webhooks, billing (issue 13) ---
+    # --- bookings, provider webhooks, billing ---
     booking_shards: int = Field(4, ge=1, le=1024, description="BookingHost actors; each owns the live bookings hashed to it (one actor process per booking measured ~71 MB PSS each)")
     booking_provision_timeout_s: float = Field(600.0, gt=0, description="PendingProvision -> Failed after this long without the provider's answer")
     booking_status_poll_s: float = Field(5.0, gt=0, le=3600, description="how often a pending booking's provider is asked for its status (a lost webhook is not a lost booking)")
@@ -108,10 +108,10 @@ class Settings(BaseModel):
     sandbox_fail_share: float = Field(0.0, ge=0, le=1, description="sandbox provider: share of provisionings that fail")
     sandbox_duplicate_share: float = Field(0.0, ge=0, le=1, description="sandbox provider: share of webhooks sent twice")
     sandbox_out_of_order_share: float = Field(0.0, ge=0, le=1, description="sandbox provider: share of bookings that also get a stale 'provisioning' event after 'provisioned'")
-    # --- price forecasting (issue 14) ---
-    forecast_replicas_min: int = Field(1, ge=1, le=64, description="Forecast deployment autoscaling minimum replicas")
-    forecast_replicas_max: int = Field(2, ge=1, le=64, description="Forecast deployment autoscaling maximum replicas")
-    forecast_refresh_s: float = Field(60.0, gt=0, le=86400, description="how often a Forecast replica reloads offers, history and the latest model")
+    # --- price forecasting ---
+    forecast_replicas_min: int | None = Field(None, ge=1, le=64, description="Forecast autoscaling minimum replicas; unset: cluster/deploy/serve.yaml")
+    forecast_replicas_max: int | None = Field(None, ge=1, le=64, description="Forecast autoscaling maximum replicas; unset: cluster/deploy/serve.yaml")
+    forecast_refresh_s: float = Field(60.0, gt=0, le=86400, description="how often a Forecast replica reloads offers and history (a new model version is picked up within 5 s)")
     forecast_train_interval_s: float = Field(86400.0, ge=60, description="period of the scheduled forecast training")
     forecast_train_on_up: bool = Field(True, description="`gpubroker up` starts the training schedule (first run at once when no model exists)")
     forecast_models: list[str] = Field(["persistence", "seasonal_naive", "autoets", "autoarima", "nhits"],
@@ -144,9 +144,9 @@ class Settings(BaseModel):
     chat_forecast_timeout_s: float = Field(0.5, gt=0, le=30, description="how long an answer waits for the forecast")
     chat_fx_usd: dict[str, float] = Field(default_factory=dict, description="USD per unit of a currency, overriding "
                                           "the built-in reference rates (JSON: {\"EUR\": 1.17})")
-    chat_replicas_min: int = Field(1, ge=1, le=64, description="Chat deployment autoscaling minimum replicas")
-    chat_replicas_max: int = Field(1, ge=1, le=64, description="Chat deployment autoscaling maximum (each holds the model)")
-    # --- request limits (issue 11) ---
+    chat_replicas_min: int | None = Field(None, ge=1, le=64, description="Chat autoscaling minimum replicas; unset: cluster/deploy/serve.yaml")
+    chat_replicas_max: int | None = Field(None, ge=1, le=64, description="Chat autoscaling maximum replicas; unset: cluster/deploy/serve.yaml")
+    # --- request limits ---
     max_body_bytes: int = Field(1024 * 1024, ge=1024, le=1024 ** 3, description="largest request body accepted (bytes); a larger one is answered 413 without being read")
     request_timeout_s: int = Field(10, ge=1, le=300, description="a request whose headers (HAProxy) or body (app) take longer to arrive is answered 408 and closed")
 

@@ -15,44 +15,24 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
 from cluster.audit import append_audit, list_audit, verify_audit
-from cluster.repositories import directory
-from domain.api import AuditPage, AuditVerification, RoleAssigned, TenantList, TenantOut, UserList, UserOut
-from domain.inputs import BIGINT_MAX, RequestModel
-from domain.models import Plan, Role
+from cluster.repositories import directory, tenant_accounts, user_accounts
+from domain.api import (AuditPage, AuditVerification, RoleAssigned, TenantIn, TenantList, TenantOut, TenantPatch,
+                        UserList, UserOut)
+from domain.inputs import BIGINT_MAX, EMAIL_PATTERN, RequestModel
+from gateway.auth.passwords import check_password, hash_password
+from domain.models import Role
 from domain.pagination import CURSOR_DESCRIPTION, CURSOR_PATTERN, CursorError, decode_cursor, encode_cursor
 from domain.permissions import P
-from gateway import live_sessions, sessions
-from gateway.authz import Principal, client_ip, require, user_agent
-from gateway.http import ApiError
-from deployments.api_auth import EMAIL_PATTERN, check_password, hash_password
+from gateway.auth import live_sessions, sessions
+from gateway.auth.authz import Principal, client_ip, require, user_agent
+from gateway.http.edge import ApiError
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 PLAN_FIELDS = ("plan", "rate_limit_rps", "burst", "seats", "ws_limit")
-_TENANT_COLS = "id, name, plan, rate_limit_rps, burst, seats, ws_limit, currency, is_platform, created_at, updated_at"
 
 
 class _In(RequestModel):
     pass
-
-
-class TenantIn(_In):
-    name: str = Field(min_length=1, max_length=200)
-    plan: Plan = Plan.free
-    rate_limit_rps: float = Field(100.0, gt=0, le=100000)
-    burst: int = Field(200, ge=1, le=1000000)
-    seats: int = Field(5, ge=1, le=100000)
-    ws_limit: int = Field(10, ge=0, le=100000)
-    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
-
-
-class TenantPatch(_In):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    plan: Plan | None = None
-    rate_limit_rps: float | None = Field(None, gt=0, le=100000)
-    burst: int | None = Field(None, ge=1, le=1000000)
-    seats: int | None = Field(None, ge=1, le=100000)
-    ws_limit: int | None = Field(None, ge=0, le=100000)
-    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
 
 
 class UserIn(_In):
@@ -74,8 +54,7 @@ async def _pool(request: Request):
 
 
 async def _is_platform(conn, me: Principal) -> bool:
-    return bool(await conn.fetchval("SELECT is_platform FROM tenants WHERE id = $1 AND deleted_at IS NULL",
-                                    me.tenant_id))
+    return await tenant_accounts.is_platform(conn, me.tenant_id)
 
 
 def _not_found(what: str) -> ApiError:
@@ -121,10 +100,8 @@ async def create_tenant(body: TenantIn, request: Request, me: Principal = Depend
     async with (await _pool(request)).acquire() as conn, conn.transaction():
         if not await _is_platform(conn, me):
             raise ApiError(403, "forbidden", "only platform operators create tenants")
-        row = await conn.fetchrow(
-            f"INSERT INTO tenants (name, plan, rate_limit_rps, burst, seats, ws_limit, currency) "
-            f"VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_TENANT_COLS}",
-            body.name, body.plan.value, body.rate_limit_rps, body.burst, body.seats, body.ws_limit, body.currency)
+        row = await tenant_accounts.create(conn, body.name, body.plan.value, body.rate_limit_rps, body.burst,
+                                           body.seats, body.ws_limit, body.currency)
         await append_audit(conn, row["id"], me.user_id, "tenant.created", "tenant", row["id"], **_ctx(request),
                            details={"by_tenant": str(me.tenant_id), **{k: row[k] for k in PLAN_FIELDS}})
     return _out(row)
@@ -133,8 +110,7 @@ async def create_tenant(body: TenantIn, request: Request, me: Principal = Depend
 async def _visible_tenant(conn, me: Principal, tenant_id: UUID, lock: bool = False) -> Any:
     if tenant_id != me.tenant_id and not await _is_platform(conn, me):
         raise _not_found("tenant")
-    row = await conn.fetchrow(f"SELECT {_TENANT_COLS} FROM tenants WHERE id = $1 AND deleted_at IS NULL"
-                              + (" FOR UPDATE" if lock else ""), tenant_id)
+    row = await tenant_accounts.get(conn, tenant_id, lock=lock)
     if row is None:
         raise _not_found("tenant")
     return row
@@ -158,9 +134,7 @@ async def patch_tenant(tenant_id: UUID, body: TenantPatch, request: Request,
         before = await _visible_tenant(conn, me, tenant_id, lock=True)
         if set(changes) & set(PLAN_FIELDS) and not await _is_platform(conn, me):
             raise ApiError(403, "forbidden", "only platform operators change plan limits")
-        sets = ", ".join(f"{k} = ${i + 2}" for i, k in enumerate(changes))
-        row = await conn.fetchrow(f"UPDATE tenants SET {sets}, updated_at = now() WHERE id = $1 "
-                                  f"RETURNING {_TENANT_COLS}", tenant_id, *changes.values())
+        row = await tenant_accounts.update(conn, tenant_id, changes)
         diff = {k: {"from": before[k], "to": row[k]} for k in changes if before[k] != row[k]}
         await append_audit(conn, tenant_id, me.user_id, "tenant.updated", "tenant", tenant_id, **_ctx(request),
                            details={"changes": diff})
@@ -178,7 +152,7 @@ async def delete_tenant(tenant_id: UUID, request: Request,
             raise ApiError(403, "forbidden", "only platform operators delete tenants")
         if tenant_id == me.tenant_id:
             raise ApiError(409, "conflict", "a platform operator cannot delete its own tenant")
-        await conn.execute("UPDATE tenants SET deleted_at = now(), updated_at = now() WHERE id = $1", tenant_id)
+        await tenant_accounts.soft_delete(conn, tenant_id)
         revoked = await sessions.revoke_sessions(conn, reason="tenant_deleted", tenant_id=tenant_id)
         await append_audit(conn, tenant_id, me.user_id, "tenant.deleted", "tenant", tenant_id, **_ctx(request),
                            details={"sessions_revoked": len(revoked)})
@@ -203,17 +177,13 @@ async def create_user(body: UserIn, request: Request, me: Principal = Depends(re
     check_password(s, body.password)
     pw_hash = await hash_password(s, body.password)
     async with (await _pool(request)).acquire() as conn, conn.transaction():
-        seats = await conn.fetchval("SELECT seats FROM tenants WHERE id = $1 FOR UPDATE", me.tenant_id)
-        used = await conn.fetchval("SELECT count(*) FROM users WHERE tenant_id = $1 AND deleted_at IS NULL",
-                                   me.tenant_id)
+        seats = await tenant_accounts.lock_seats(conn, me.tenant_id)
+        used = await user_accounts.count_members(conn, me.tenant_id)
         if used >= seats:
             raise ApiError(409, "seats_exhausted", f"all {seats} seats of the tenant are taken")
-        if await conn.fetchval("SELECT 1 FROM users WHERE lower(email) = lower($1)", body.email):
+        if await user_accounts.email_taken(conn, body.email):
             raise ApiError(409, "conflict", "this email cannot be registered")
-        row = await conn.fetchrow(
-            "INSERT INTO users (tenant_id, email, password_hash, role) VALUES ($1, $2, $3, $4) "
-            "RETURNING id, tenant_id, email, role, mfa_enabled, created_at", me.tenant_id, body.email, pw_hash,
-            body.role.value)
+        row = await user_accounts.create(conn, me.tenant_id, body.email, pw_hash, body.role.value)
         await append_audit(conn, me.tenant_id, me.user_id, "user.created", "user", row["id"], **_ctx(request),
                            details={"role": body.role.value})
     return _out(row)
@@ -226,18 +196,14 @@ async def set_role(user_id: UUID, body: RoleIn, request: Request,
                    me: Principal = Depends(require(P.USERS_MANAGE))) -> dict:
     rt = request.app.state.runtime
     async with (await _pool(request)).acquire() as conn, conn.transaction():
-        # One role change at a time per tenant (the last-admin rule). NO KEY UPDATE: a login's foreign-key
-        # check (KEY SHARE) on the tenant row must not wait here while it holds the user row (a deadlock).
-        await conn.execute("SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE", me.tenant_id)
-        row = await conn.fetchrow("SELECT id, role FROM users WHERE id = $1 AND tenant_id = $2 "
-                                  "AND deleted_at IS NULL FOR UPDATE", user_id, me.tenant_id)
+        await tenant_accounts.lock_for_member_change(conn, me.tenant_id)  # one role change at a time
+        row = await user_accounts.lock_member(conn, me.tenant_id, user_id)
         if row is None:
             raise _not_found("user")
-        if row["role"] == "admin" and body.role != Role.admin and await conn.fetchval(
-                "SELECT count(*) FROM users WHERE tenant_id = $1 AND role = 'admin' AND deleted_at IS NULL",
-                me.tenant_id) <= 1:
+        if row["role"] == "admin" and body.role != Role.admin and await user_accounts.count_admins(
+                conn, me.tenant_id) <= 1:
             raise ApiError(409, "conflict", "the tenant's last admin cannot lose the admin role")
-        await conn.execute("UPDATE users SET role = $2, updated_at = now() WHERE id = $1", user_id, body.role.value)
+        await user_accounts.set_role(conn, user_id, body.role.value)
         revoked = await sessions.revoke_sessions(conn, reason="role_changed", user_id=user_id)
         await append_audit(conn, me.tenant_id, me.user_id, "user.role_changed", "user", user_id, **_ctx(request),
                            details={"from": row["role"], "to": body.role.value})

@@ -3,7 +3,7 @@
 The key is answered once at creation and stored only as its SHA-256. A key's role is no wider than its
 creator's; a key cannot create keys (a script's key never outlives or outranks the login that made it).
 Creation and revocation are audited; revocation takes effect at once on HTTP, and on the stream through
-the session revocation event (`gateway.api_keys.revoked`).
+the session revocation event (`gateway.auth.api_keys.revoked`).
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from cluster.repositories import api_keys as repo
 from domain.api_keys import ApiKeyCreated, ApiKeyIn, ApiKeyList, display_prefix, grantable, key_hash, new_key
 from domain.pagination import CURSOR_DESCRIPTION, CURSOR_PATTERN, CursorError, decode_cursor, encode_cursor
 from domain.permissions import P
-from gateway import api_keys
-from gateway.authz import Principal, client_ip, require, user_agent
-from gateway.http import ApiError
+from gateway.auth import api_keys
+from gateway.auth.authz import Principal, client_ip, require, user_agent
+from gateway.http.edge import ApiError
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

@@ -5,7 +5,7 @@ tenant (free plan) and its first user, who becomes that tenant's `admin`. Everyo
 by being created by its admin (`POST /admin/users`), within the tenant's seats. Any invalid credential
 answers the same 401 ("invalid credentials"), whether the email, the password or the second factor was
 wrong; repeated failures (wrong passwords and wrong second factors alike) answer 429 with Retry-After,
-counted per account and real client address (`gateway.login_throttle`).
+counted per account and real client address (`gateway.auth.login_throttle`).
 """
 from __future__ import annotations
 
@@ -17,19 +17,20 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field, model_validator
 
 from cluster.audit import append_audit
+from cluster.repositories import tenant_accounts, user_accounts
 from cluster.repositories import users as users_repo
 from cluster.settings import Settings
 from domain.api import MfaChallenge, MfaState, Profile, Registered, TotpEnrolment, Tokens
-from domain.inputs import RequestModel
-from domain.passwords import PasswordPolicy, WeakPassword
+from gateway.auth.passwords import check_password, hash_password
+from domain.inputs import EMAIL_PATTERN, RequestModel
+from domain.passwords import policy_for
 from domain.permissions import P
-from gateway import live_sessions, login_throttle, mfa, sessions
-from gateway.authz import Principal, client_ip, require, token_service, user_agent
-from gateway.http import ApiError
-from gateway.secretbox import SecretBox
+from gateway.auth import live_sessions, login_throttle, mfa, sessions
+from gateway.auth.authz import Principal, client_ip, require, token_service, user_agent
+from gateway.auth.secretbox import SecretBox
+from gateway.http.edge import ApiError
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$"
 
 
 class _In(RequestModel):
@@ -70,26 +71,10 @@ class CodeIn(_In):
     code: str = Field(pattern=r"^\d{6}$")
 
 
-def policy(settings: Settings) -> PasswordPolicy:
-    return PasswordPolicy(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
-
-
-def check_password(settings: Settings, password: str, field: str = "password") -> None:
-    try:
-        policy(settings).check(password)
-    except WeakPassword as exc:
-        raise ApiError(422, "validation_error", f"invalid request: {field}",
-                       details=[{"field": field, "message": str(exc), "type": "weak_password"}]) from None
-
-
-async def hash_password(settings: Settings, password: str) -> str:
-    return await asyncio.to_thread(policy(settings).hash, password)
-
-
 def _dummy_hash(state: Any) -> str:
     h = getattr(state, "dummy_password_hash", None)
     if h is None:
-        h = state.dummy_password_hash = policy(state.settings).hash(secrets.token_urlsafe(16))
+        h = state.dummy_password_hash = policy_for(state.settings).hash(secrets.token_urlsafe(16))
     return h
 
 
@@ -144,12 +129,10 @@ async def register(body: RegisterIn, request: Request) -> dict:
     pw_hash = await hash_password(rt.settings, body.password)
     ip, ua = client_ip(request), user_agent(request)
     async with (await rt.get_pg()).acquire() as conn, conn.transaction():
-        if await conn.fetchval("SELECT 1 FROM users WHERE lower(email) = lower($1)", body.email):
+        if await user_accounts.email_taken(conn, body.email):
             raise ApiError(409, "conflict", "this email cannot be registered")
-        tenant = await conn.fetchrow("INSERT INTO tenants (name) VALUES ($1) RETURNING *", body.tenant_name)
-        user = await conn.fetchrow(
-            "INSERT INTO users (tenant_id, email, password_hash, role) VALUES ($1, $2, $3, 'admin') RETURNING *",
-            tenant["id"], body.email, pw_hash)
+        tenant = await tenant_accounts.create_signed_up(conn, body.tenant_name)
+        user = await user_accounts.create(conn, tenant["id"], body.email, pw_hash, "admin")
         await append_audit(conn, tenant["id"], user["id"], "tenant.created", "tenant", tenant["id"], ip=ip,
                            user_agent=ua, details={"via": "register", "plan": tenant["plan"]})
         await append_audit(conn, tenant["id"], user["id"], "user.created", "user", user["id"], ip=ip,
@@ -165,11 +148,9 @@ async def login(body: LoginIn, request: Request) -> dict:
     ip = client_ip(request)
     await _not_throttled(rt.redis, s, body.email, ip)
     pool = await rt.get_pg()
-    user = await pool.fetchrow(
-        """SELECT u.* FROM users u JOIN tenants t ON t.id = u.tenant_id
-           WHERE lower(u.email) = lower($1) AND u.deleted_at IS NULL AND t.deleted_at IS NULL""", body.email)
+    user = await user_accounts.for_login(pool, body.email)
     stored = user["password_hash"] if user is not None else _dummy_hash(request.app.state)
-    ok = await asyncio.to_thread(policy(s).verify, stored, body.password)
+    ok = await asyncio.to_thread(policy_for(s).verify, stored, body.password)
     if user is None or not ok:
         await login_throttle.record_failure(rt.redis, s, body.email, ip)
         if user is not None:
@@ -177,9 +158,8 @@ async def login(body: LoginIn, request: Request) -> dict:
                 await append_audit(conn, user["tenant_id"], user["id"], "auth.login_failed", "user", user["id"],
                                    ip=ip, user_agent=user_agent(request), details={"outcome": "fail"})
         raise invalid_credentials()
-    if policy(s).needs_rehash(user["password_hash"]):
-        await pool.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user["id"],
-                           await hash_password(s, body.password))
+    if policy_for(s).needs_rehash(user["password_hash"]):
+        await user_accounts.set_password_hash(pool, user["id"], await hash_password(s, body.password))
     if user["mfa_enabled"]:  # the failure count stays: the second factor is still owed
         challenge = await sessions.new_challenge(rt.redis, s, user["id"])
         return {"mfa_required": True, "mfa_challenge": challenge, "expires_in": s.mfa_challenge_ttl_s}
@@ -198,8 +178,7 @@ async def login_mfa(body: MfaLoginIn, request: Request) -> dict:
     ip = client_ip(request)
     pool = await rt.get_pg()
     async with pool.acquire() as conn:
-        user = await conn.fetchrow("SELECT * FROM users WHERE id = $1 AND deleted_at IS NULL AND mfa_enabled",
-                                   user_id)
+        user = await user_accounts.with_mfa(conn, user_id)
         if user is None:
             raise invalid_credentials()
         await _not_throttled(rt.redis, s, user["email"], ip)  # code guesses share the password budget
@@ -241,8 +220,7 @@ async def logout(request: Request, me: Principal = Depends(require(P.SELF))) -> 
 
 @router.get("/me", summary="The caller's profile", response_model=Profile)
 async def me_profile(request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
-    row = await (await request.app.state.runtime.get_pg()).fetchrow(
-        "SELECT id, tenant_id, email, role, mfa_enabled, created_at FROM users WHERE id = $1", me.user_id)
+    row = await user_accounts.profile(await request.app.state.runtime.get_pg(), me.user_id)
     return {k: (str(v) if k in ("id", "tenant_id") else v) for k, v in dict(row).items()}
 
 
@@ -251,7 +229,7 @@ async def me_profile(request: Request, me: Principal = Depends(require(P.SELF)))
 async def totp_enroll(request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
     rt = request.app.state.runtime
     async with (await rt.get_pg()).acquire() as conn, conn.transaction():
-        user = await conn.fetchrow("SELECT email, mfa_enabled FROM users WHERE id = $1 FOR UPDATE", me.user_id)
+        user = await user_accounts.lock_mfa_state(conn, me.user_id)
         if user["mfa_enabled"]:
             raise ApiError(409, "conflict", "TOTP is already enabled; disable it first")
         secret, uri = await mfa.enroll(conn, secret_box(request.app.state), me.user_id, user["email"])
@@ -266,14 +244,13 @@ async def totp_enroll(request: Request, me: Principal = Depends(require(P.SELF))
 async def totp_confirm(body: CodeIn, request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
     rt = request.app.state.runtime
     async with (await rt.get_pg()).acquire() as conn, conn.transaction():
-        pending = await conn.fetchval("SELECT confirmed_at IS NULL FROM user_mfa WHERE user_id = $1 FOR UPDATE",
-                                      me.user_id)
+        pending = await user_accounts.lock_pending_enrolment(conn, me.user_id)
         if not pending:
             raise ApiError(409, "conflict", "no TOTP enrolment is pending")
         if not await mfa.verify_code(conn, secret_box(request.app.state), me.user_id, body.code):
             raise ApiError(400, "invalid_code", "the code is wrong or was already used")
-        await conn.execute("UPDATE user_mfa SET confirmed_at = now() WHERE user_id = $1", me.user_id)
-        await conn.execute("UPDATE users SET mfa_enabled = true, updated_at = now() WHERE id = $1", me.user_id)
+        await user_accounts.confirm_enrolment(conn, me.user_id)
+        await user_accounts.set_mfa_enabled(conn, me.user_id, True)
         codes = await mfa.new_recovery_codes(conn, me.user_id)
         await append_audit(conn, me.tenant_id, me.user_id, "mfa.enabled", "user", me.user_id,
                            ip=client_ip(request), user_agent=user_agent(request))
@@ -286,7 +263,7 @@ async def totp_confirm(body: CodeIn, request: Request, me: Principal = Depends(r
 async def totp_disable(body: SecondFactorIn, request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
     rt = request.app.state.runtime
     async with (await rt.get_pg()).acquire() as conn, conn.transaction():
-        enabled = await conn.fetchval("SELECT mfa_enabled FROM users WHERE id = $1 FOR UPDATE", me.user_id)
+        enabled = (await user_accounts.lock_mfa_state(conn, me.user_id))["mfa_enabled"]
         if not enabled:
             raise ApiError(409, "conflict", "TOTP is not enabled")
         ok = (await mfa.verify_code(conn, secret_box(request.app.state), me.user_id, body.code) if body.code
@@ -294,7 +271,7 @@ async def totp_disable(body: SecondFactorIn, request: Request, me: Principal = D
         if not ok:
             raise ApiError(400, "invalid_code", "the code is wrong or was already used")
         await mfa.remove(conn, me.user_id)
-        await conn.execute("UPDATE users SET mfa_enabled = false, updated_at = now() WHERE id = $1", me.user_id)
+        await user_accounts.set_mfa_enabled(conn, me.user_id, False)
         await append_audit(conn, me.tenant_id, me.user_id, "mfa.disabled", "user", me.user_id,
                            ip=client_ip(request), user_agent=user_agent(request))
     return {"mfa_enabled": False}

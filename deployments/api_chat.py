@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from cluster.logs import trace_id_var
 from domain.chat import ChatRequest, ChatResponse
-from gateway.http import ApiError, error_body
+from gateway.http.edge import ApiError, error_body
 
 router = APIRouter(tags=["ai"])
 # One Server-Sent Event, as SSE-aware clients parse the stream; `data` is the event's JSON.

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from domain.forecast import ForecastRequest, ForecastResponse
-from gateway.http import ApiError
+from gateway.http.edge import ApiError
 
 router = APIRouter(tags=["forecast"])
 _ERRORS = {404: {"description": "unknown GPU, region or provider (details.closest names the nearest known ones)"},

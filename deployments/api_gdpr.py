@@ -21,12 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cluster.audit import append_audit, list_audit
 from cluster.db import run_transaction
+from cluster.repositories import gdpr, user_accounts
 from domain.api import DataExport, Erased
 from domain.audit import now_utc
 from domain.permissions import P
-from gateway import live_sessions, mfa, sessions
-from gateway.authz import Principal, client_ip, require, user_agent
-from gateway.http import ApiError
+from gateway.auth import live_sessions, mfa, sessions
+from gateway.auth.authz import Principal, client_ip, require, user_agent
+from gateway.http.edge import ApiError
 
 router = APIRouter(tags=["gdpr"])
 
@@ -57,21 +58,9 @@ async def export(request: Request, me: Principal = Depends(require(P.SELF))) -> 
 
     async def collect(conn) -> dict[str, Any]:
         """One consistent snapshot (REPEATABLE READ) of everything, audited in the same transaction."""
-        profile = await conn.fetchrow("SELECT id, tenant_id, email, role, mfa_enabled, created_at, updated_at "
-                                      "FROM users WHERE id = $1", me.user_id)
-        sess = await conn.fetch("SELECT id, created_at, last_used_at, expires_at, revoked_at, revoke_reason, ip, "
-                                "user_agent FROM auth_sessions WHERE user_id = $1 ORDER BY created_at", me.user_id)
-        mfa_row = await conn.fetchrow(
-            "SELECT confirmed_at, created_at, (SELECT count(*) FROM mfa_recovery_codes c WHERE c.user_id = m.user_id "
-            "AND c.used_at IS NULL) AS recovery_codes_left FROM user_mfa m WHERE user_id = $1", me.user_id)
-        bookings = await conn.fetch("SELECT * FROM bookings WHERE user_id = $1 AND tenant_id = $2 "
-                                    "ORDER BY created_at", me.user_id, me.tenant_id)
-        members = await conn.fetchval("SELECT count(*) FROM users WHERE tenant_id = $1 AND deleted_at IS NULL",
-                                      me.tenant_id)
-        invoices = []
-        if me.can(P.BILLING_READ) or members <= 1:
-            invoices = await conn.fetch("SELECT * FROM invoices WHERE tenant_id = $1 ORDER BY period_start",
-                                        me.tenant_id)
+        members = await user_accounts.count_members(conn, me.tenant_id)
+        rows = await gdpr.export_rows(conn, me.user_id, me.tenant_id, me.can(P.BILLING_READ) or members <= 1)
+        bookings, invoices = rows["bookings"], rows["invoices"]
         audit, after = [], 0
         while True:
             page = await list_audit(conn, me.tenant_id, user_id=me.user_id, after_id=after, limit=1000)
@@ -82,15 +71,14 @@ async def export(request: Request, me: Principal = Depends(require(P.SELF))) -> 
         await append_audit(conn, me.tenant_id, me.user_id, "data.exported", "user", me.user_id,
                            ip=ip, user_agent=ua,
                            details={"bookings": len(bookings), "invoices": len(invoices), "audit": len(audit)})
-        return {"profile": profile, "sess": sess, "mfa_row": mfa_row, "bookings": bookings, "invoices": invoices,
-                "audit": audit}
+        return {**rows, "audit": audit}
 
     got = await run_transaction(await request.app.state.runtime.get_pg(), collect, isolation="repeatable_read")
-    profile, mfa_row = got["profile"], got["mfa_row"]
+    profile, mfa_row = got["profile"], got["mfa"]
     return {
         "generated_at": now_utc().isoformat(),
         "profile": {k: _json(v) for k, v in dict(profile).items()},
-        "sessions": _rows(got["sess"]),
+        "sessions": _rows(got["sessions"]),
         "mfa": {k: _json(v) for k, v in dict(mfa_row).items()} if mfa_row else None,
         "bookings": _rows(got["bookings"]),
         "invoices": _rows(got["invoices"]),
@@ -103,19 +91,14 @@ async def export(request: Request, me: Principal = Depends(require(P.SELF))) -> 
 async def erase(body: EraseIn, request: Request, me: Principal = Depends(require(P.SELF))) -> dict:
     rt = request.app.state.runtime
     async with (await rt.get_pg()).acquire() as conn, conn.transaction():
-        others = await conn.fetchval(
-            "SELECT count(*) FROM users WHERE tenant_id = $1 AND role = 'admin' AND deleted_at IS NULL AND id <> $2",
-            me.tenant_id, me.user_id)
-        members = await conn.fetchval("SELECT count(*) FROM users WHERE tenant_id = $1 AND deleted_at IS NULL",
-                                      me.tenant_id)
+        others = await user_accounts.count_admins(conn, me.tenant_id, except_user=me.user_id)
+        members = await user_accounts.count_members(conn, me.tenant_id)
         if me.role == "admin" and others == 0 and members > 1:
             raise ApiError(409, "conflict", "assign another admin before erasing the tenant's last admin")
-        await conn.execute(
-            "UPDATE users SET email = 'erased-' || id || '@erased.invalid', password_hash = '!', mfa_enabled = false, "
-            "deleted_at = now(), erased_at = now(), updated_at = now() WHERE id = $1", me.user_id)
+        await user_accounts.pseudonymize(conn, me.user_id)
         await mfa.remove(conn, me.user_id)
         revoked = await sessions.revoke_sessions(conn, reason="erased", user_id=me.user_id)
-        await conn.execute("UPDATE auth_sessions SET ip = NULL, user_agent = NULL WHERE user_id = $1", me.user_id)
+        await gdpr.clear_session_origins(conn, me.user_id)
         await append_audit(conn, me.tenant_id, me.user_id, "data.erased", "user", me.user_id,
                            details={"sessions_revoked": len(revoked), "retained": ["bookings", "invoices", "audit"]})
     await live_sessions.revoke(rt.redis, rt.settings, revoked + [me.session_id])

@@ -16,7 +16,7 @@ from domain.gpus import matching_gpus
 from domain.history import (GpuHistory, GpuHistoryQuery, HistoryPoint, OfferHistoryPage, OfferHistoryQuery,
                             group_series, history_cursor)
 from domain.pagination import CursorError
-from gateway.http import ApiError
+from gateway.http.edge import ApiError
 
 router = APIRouter(tags=["history"])
 

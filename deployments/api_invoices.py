@@ -18,8 +18,8 @@ from deployments.invoice_pdf import render
 from domain.booking_api import InvoiceDetail, InvoicePage
 from domain.pagination import CURSOR_DESCRIPTION, CURSOR_PATTERN
 from domain.permissions import P
-from gateway.authz import Principal, require
-from gateway.http import ApiError
+from gateway.auth.authz import Principal, require
+from gateway.http.edge import ApiError
 
 router = APIRouter(tags=["billing"])
 

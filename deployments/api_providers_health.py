@@ -13,6 +13,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from cluster.repositories import providers as providers_repo
+
 router = APIRouter(tags=["providers"])
 _STALE_FACTOR = 3  # a provider whose last sync is older than 3 sync intervals is degraded
 
@@ -36,12 +38,6 @@ class HealthReport(BaseModel):
 
     status: str = Field(description="worst status over all providers")
     providers: list[ProviderHealth]
-
-
-_SQL = """
-SELECT p.id, p.name, h.status, h.last_sync_ts, h.last_error, h.latency_ms, h.offers, h.source, h.details
-FROM providers p LEFT JOIN provider_health h ON h.provider_id = p.id
-"""
 
 
 def _assess(row: dict[str, Any] | None, provider: str, interval_s: float, now: datetime) -> ProviderHealth:
@@ -70,7 +66,7 @@ async def providers_health(request: Request) -> HealthReport:
     now = datetime.now(timezone.utc)
     try:
         pool = await request.app.state.runtime.get_pg()
-        rows = {r["id"]: dict(r) for r in await pool.fetch(_SQL, timeout=2)}
+        rows = await providers_repo.health(pool, timeout=2)
     except Exception as exc:  # the health store is unreachable: say so, per provider, without a 5xx
         reason = f"health store unavailable: {type(exc).__name__}"
         items = [ProviderHealth(provider=n, status="degraded", last_sync_ts=None, last_error=reason,

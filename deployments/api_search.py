@@ -16,7 +16,7 @@ from fastapi.responses import Response, StreamingResponse
 from deployments.search_service import Reply, SearchService
 from domain.models import OFFER_EXAMPLE, OfferDetail, SearchPage
 from domain.search import ExportQuery, SearchQuery, query_parameters_openapi
-from gateway.http import ApiError
+from gateway.http.edge import ApiError
 
 
 @asynccontextmanager

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from domain.api import Health, Readiness
-from gateway.metrics import render
+from gateway.http.metrics import render
 
 router = APIRouter(tags=["system"])
 
@@ -24,7 +24,7 @@ async def ready(request: Request) -> JSONResponse:
     down = [c.name for c in checks if not c.ok]
     if down:
         from cluster.dependencies import RETRY_AFTER_S
-        from gateway.http import error_body
+        from gateway.http.edge import error_body
 
         body = error_body(503, f"not ready: {', '.join(down)} down", "dependency_unavailable",
                           details={"down": down, "dependencies": deps})

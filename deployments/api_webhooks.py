@@ -27,7 +27,7 @@ from cluster.secrets import secret_store
 from domain import webhooks
 from domain.booking_api import WebhookAck
 from domain.bookings import EVENT_STATES
-from gateway.http import ApiError
+from gateway.http.edge import ApiError
 
 log = get_logger("webhooks")
 router = APIRouter(tags=["webhooks"])

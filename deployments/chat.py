@@ -76,13 +76,3 @@ class Chat:
                 await self._runtime.close()
         except Exception:
             pass
-
-
-def chat_deployment(settings: Settings):
-    """The deployment with its autoscaling options (each replica holds one model)."""
-    from ray import serve
-
-    from cluster.ray_env import deployment_options
-
-    return serve.deployment(Chat, **deployment_options(settings, "Chat", settings.chat_replicas_min,
-                                                       settings.chat_replicas_max))

@@ -1,9 +1,10 @@
 """The `Forecast` Serve deployment: price forecasts for /predict and for other deployments (chat).
 
-Each replica loads the offers with their price history from PostgreSQL and the latest trained model
-version from the state dir, and refreshes both every `forecast_refresh_s`. Training never runs here: the
+Each replica loads the offers with their price history from PostgreSQL every `forecast_refresh_s`, and
+checks the state dir for a newer trained model version every `MODEL_CHECK_S` (one small file read). Both
+run as one task on the replica's own event loop, started in `__init__`. Training never runs here: the
 `ForecastTrainer` actor trains on a schedule (and once at start when no version exists), and
-`gpubroker forecast train` on demand; replicas pick up a new version on their next refresh.
+`gpubroker forecast train` on demand.
 
 Handle methods: `forecast(ForecastRequest) -> ForecastResponse` (raises `ForecastError`), and
 `reply(payload, fmt)` -> (status, body, media type) for the HTTP route, which never raises across the hop.
@@ -21,6 +22,8 @@ from deployments.forecast_service import ForecastService, build_catalog
 from domain.forecast import ForecastError, ForecastRequest, ForecastResponse
 
 log = get_logger("forecast")
+# a new model version is served within this many seconds of being saved
+MODEL_CHECK_S = 5.0
 
 
 class Forecast:
@@ -51,11 +54,20 @@ class Forecast:
         await asyncio.to_thread(self.service.reload_model)
 
     async def _refresh_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_catalog = loop.time() + self.settings.forecast_refresh_s
         while True:
-            empty = self.service.catalog is None or not self.service.catalog.history
+            await asyncio.sleep(min(MODEL_CHECK_S, self.settings.forecast_refresh_s))
             # until the catalog and its history are loaded (a fresh `up` loads them after deploying), look often
-            await asyncio.sleep(min(5.0, self.settings.forecast_refresh_s) if empty else self.settings.forecast_refresh_s)
-            await self.refresh()
+            empty = self.service.catalog is None or not self.service.catalog.history
+            try:
+                if empty or loop.time() >= next_catalog:
+                    next_catalog = loop.time() + self.settings.forecast_refresh_s
+                    await self.refresh()
+                elif await asyncio.to_thread(self.service.reload_model):
+                    log.info("forecast model version loaded", extra={"version": self.service.version.name})
+            except Exception as exc:  # a half-written or unreadable version: keep serving the loaded one
+                log.warning("forecast refresh failed", extra={"error": f"{type(exc).__name__}: {exc}"})
 
     async def forecast(self, request: ForecastRequest | dict) -> ForecastResponse:
         """The forecast for one workload; raises ForecastError (404 unknown names, 503 not loaded)."""
@@ -85,13 +97,3 @@ class Forecast:
         v, c = self.service.version, self.service.catalog
         return {"version": v.name if v else None, "offers": len(c.offers) if c else 0,
                 "series_with_history": len(c.history) if c else 0}
-
-
-def forecast_deployment(settings: Settings):
-    """The deployment with its autoscaling bounds from settings."""
-    from ray import serve
-
-    from cluster.ray_env import deployment_options
-
-    return serve.deployment(Forecast, **deployment_options(
-        settings, "Forecast", settings.forecast_replicas_min, settings.forecast_replicas_max))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import io
-from datetime import date
+from datetime import date, timedelta
 
 from domain.forecast import ForecastResponse
 
@@ -19,7 +19,17 @@ def render_png(resp: ForecastResponse, history_dates: list[date], history: list[
     fig = Figure(figsize=(9, 4.2), dpi=100)
     ax = fig.add_subplot()
     if history:
-        ax.step(history_dates, history, where="post", color="#333333", lw=1.4, label="price history (daily as-of)")
+        xs, ys, gaps = [], [], 0
+        for i, (d0, y) in enumerate(zip(history_dates, history)):
+            if i and (d0 - history_dates[i - 1]).days > 1:   # a stretch nobody watched: shaded, no line across it
+                xs.append(history_dates[i - 1] + timedelta(days=1))
+                ys.append(float("nan"))
+                ax.axvspan(history_dates[i - 1] + timedelta(days=1), d0, color="#999999", alpha=0.15,
+                           label=None if gaps else "no price recorded (left out of the series)")
+                gaps += 1
+            xs.append(d0)
+            ys.append(y)
+        ax.step(xs, ys, where="post", color="#333333", lw=1.4, label="price history (daily as-of)")
     d = [p.date for p in resp.series]
     ax.fill_between(d, [p.lo95 for p in resp.series], [p.hi95 for p in resp.series], color="#9ecae1", alpha=0.5,
                     label="95 % interval", step="post")

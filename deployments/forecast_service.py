@@ -21,7 +21,7 @@ from domain.forecast import (Alternative, BacktestScore, ForecastError, Forecast
                              ForecastResponse, MAX_HORIZON_DAYS, PERSISTENCE)
 from domain.forecast_rules import bands, conformal_quantiles, persistence_residuals
 from domain.gpus import GPUS, matching_gpus
-from domain.price_series import activity_class, asof_daily, day_index, from_day_index
+from domain.price_series import activity_class, asof_on_axis, day_index, from_day_index, observed_axis
 
 __all__ = ["ForecastService", "Catalog", "build_catalog"]
 
@@ -40,6 +40,7 @@ class Catalog:
     price: np.ndarray
     as_of: date | None
     history: dict[str, np.ndarray] = field(default_factory=dict)        # offer id -> daily values to as_of
+    axes: dict[str, np.ndarray] = field(default_factory=dict)         # provider -> its observed days
     history_points: dict[str, int] = field(default_factory=dict)
     quantiles: dict[tuple[str, str], dict[float, np.ndarray]] = field(default_factory=dict)
     activity: dict[str, str] = field(default_factory=dict)             # offer id -> flat / low / high
@@ -58,11 +59,15 @@ def build_catalog(offers: list[dict[str, Any]], history: list[dict[str, Any]], a
         by_offer.setdefault(h["offer_id"], []).append((day_index(h["day"]), h["price"]))
     pricing = {o["offer_id"]: o["pricing"] for o in offers}
     pools: dict[tuple[str, str], list[np.ndarray]] = {}
-    if as_of is not None:
-        end = day_index(as_of)
+    if as_of is not None and by_offer:
+        provider = {o["offer_id"]: o["provider"] for o in offers}
+        seen: dict[str, list[int]] = {}
         for oid, pts in by_offer.items():
-            days = np.array([p[0] for p in pts])
-            values = asof_daily(days, np.array([p[1] for p in pts]), int(days.min()), end)
+            seen.setdefault(provider.get(oid, ""), []).extend(p[0] for p in pts)
+        cat.axes = {src: observed_axis(np.array(d), day_index(as_of)) for src, d in seen.items()}
+        for oid, pts in by_offer.items():
+            days, axis = np.array([p[0] for p in pts]), cat.axes[provider.get(oid, "")]
+            values = asof_on_axis(days, np.array([p[1] for p in pts]), axis[np.searchsorted(axis, days.min()):])
             cat.history[oid] = values
             cat.history_points[oid] = len(pts)
             klass = cat.activity[oid] = activity_class(values)
@@ -98,13 +103,15 @@ class ForecastService:
     # --- matching ---------------------------------------------------------------------------------------
     def _candidates(self, req: ForecastRequest) -> tuple[np.ndarray, np.ndarray]:
         cat = self.catalog
-        if cat is None or not cat.offers:
-            raise ForecastError(503, "dependency_unavailable", "the offer catalog is not loaded yet; retry shortly")
+        loaded = cat is not None and bool(cat.offers)
+        # a name no GPU model has is 404 whether or not the catalog has loaded: only a real question waits
         gpus = matching_gpus(req.gpu_type)
         if not gpus:
-            known = set(GPUS) | set(cat.gpu.tolist())
+            known = set(GPUS) | (set(cat.gpu.tolist()) if loaded else set())
             raise ForecastError(404, "unknown_gpu", f"no GPU model is called {req.gpu_type!r}",
                                 {"closest": _closest(req.gpu_type, known)})
+        if not loaded:
+            raise ForecastError(503, "dependency_unavailable", "the offer catalog is not loaded yet; retry shortly")
         mask = np.isin(cat.gpu, gpus)
         if not mask.any():
             raise ForecastError(404, "unknown_gpu", f"no offers for {req.gpu_type!r} ({', '.join(gpus)})",
@@ -248,8 +255,7 @@ class ForecastService:
                 if v is None or cat.as_of is None:
                     return [], []
                 v = v[-days:]
-                end = day_index(cat.as_of)
+                axis = cat.axes[o["provider"]][-v.size:]
                 scale = resp.gpu_count / float(o["gpu_count"]) if resp.gpu_count else 1.0
-                return ([from_day_index(end - v.size + 1 + d) for d in range(v.size)],
-                        [float(x) * scale for x in v])
+                return [from_day_index(d) for d in axis], [float(x) * scale for x in v]
         return [], []

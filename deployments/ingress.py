@@ -1,40 +1,42 @@
 """The HTTP ingress: one FastAPI app inside a Serve deployment, composing feature routers.
 
-Feature modules add their router to `ROUTERS` (module path, attribute). The app is built on the replica
+Feature modules add their router to `ROUTERS`. The app is built on the replica
 after its async constructor has opened the runtime (PostgreSQL, Redis, NATS).
 """
 from __future__ import annotations
 
-import importlib
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from ray import serve
 
 from cluster.logs import configure_logging
 from cluster.runtime import Runtime
 from cluster.settings import Settings
-from gateway.http import EdgeMiddleware, install_error_handlers
-from gateway.limits import install_request_limits
-from gateway.openapi import install_openapi
-from gateway.ratelimit import install_rate_limit
+from deployments import (api_admin, api_api_keys, api_auth, api_bookings, api_chat, api_forecast, api_gdpr,
+                         api_history, api_invoices, api_providers_health, api_search, api_system, api_webhooks)
+from gateway.http.edge import EdgeMiddleware, install_error_handlers
+from gateway.http.openapi import install_openapi
+from gateway.http.ratelimit import install_rate_limit
+from gateway.http.request_limits import install_request_limits
 
-ROUTERS: list[str] = [
-    "deployments.api_system:router",
-    # before any other /providers route: '/providers/{id}' must not capture 'health'
-    "deployments.api_providers_health:router",
-    "deployments.api_auth:router",
-    "deployments.api_api_keys:router",
-    "deployments.api_admin:router",
-    "deployments.api_gdpr:router",
-    "deployments.api_history:router",
-    "deployments.api_search:router",
-    "deployments.api_bookings:router",
-    "deployments.api_webhooks:router",
-    "deployments.api_invoices:router",
-    "deployments.api_forecast:router",
-    "deployments.api_chat:router",
+# In this order: '/providers/health' comes before any other /providers route, so that '/providers/{id}'
+# does not capture 'health'.
+ROUTERS: list[APIRouter] = [
+    api_system.router,
+    api_providers_health.router,
+    api_auth.router,
+    api_api_keys.router,
+    api_admin.router,
+    api_gdpr.router,
+    api_history.router,
+    api_search.router,
+    api_bookings.router,
+    api_webhooks.router,
+    api_invoices.router,
+    api_forecast.router,
+    api_chat.router,
 ]
 
 
@@ -55,9 +57,8 @@ def create_app(runtime: Runtime, handles: dict[str, Any] | None = None) -> FastA
     app.state.settings = runtime.settings
     app.state.handles = handles or {}
     install_error_handlers(app)
-    for spec in ROUTERS:
-        mod, attr = spec.split(":")
-        app.include_router(getattr(importlib.import_module(mod), attr))
+    for router in ROUTERS:
+        app.include_router(router)
     install_rate_limit(app)
     install_request_limits(app)
     install_openapi(app)

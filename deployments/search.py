@@ -50,13 +50,3 @@ class Search:
             await self.runtime.close()
         except Exception:
             pass
-
-
-def search_deployment(settings: Settings):
-    """The deployment with its autoscaling options (one replica holds the whole index; scale on load)."""
-    from ray import serve
-
-    from cluster.ray_env import deployment_options
-
-    return serve.deployment(
-        Search, **deployment_options(settings, "Search", settings.search_replicas_min, settings.search_replicas_max))

@@ -18,13 +18,15 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator
 
 from cluster.logs import get_logger
 from cluster.messaging import ensure_streams, subject
+from cluster.repositories import providers as providers_repo
+from cluster.repositories import search_offers as store
 from cluster.runtime import Runtime
 from cluster.settings import Settings
-from deployments import search_store as store
 from deployments.search_cache import PageCache
 from deployments.search_metrics import DELTAS, INDEX_OFFERS, INDEX_RELOADS, QUERY_SECONDS, HitRatio
 from domain.models import PriceUpdate
@@ -32,6 +34,7 @@ from domain.offer_index import C, OfferIndex, QueryResult, iso_us
 from domain.search import EXPORT_MAX_ROWS, ExportQuery, QueryError, parse_query
 
 log = get_logger("search")
+_EPOCH, _US = datetime(1970, 1, 1, tzinfo=timezone.utc), timedelta(microseconds=1)
 _SLACK_US = 60 * 1_000_000  # re-read rows touched up to a minute before the watermark (long transactions)
 
 
@@ -238,7 +241,7 @@ class SearchService:
             await self._refresh_stale()
 
     async def _refresh_stale(self) -> None:
-        health = await store.provider_health(await self.runtime.get_pg())
+        health = await providers_repo.health(await self.runtime.get_pg())
         now_us = time.time() * 1_000_000
         limit_us = self.settings.search_stale_after_s * 1_000_000
         stale: dict[str, str] = {}
@@ -247,7 +250,8 @@ class SearchService:
             if h is not None and h["status"] == "down":
                 stale[provider] = "provider is down"
                 continue
-            last = h["last_sync_us"] if h is not None and h["last_sync_us"] is not None else seen_us
+            synced = h["last_sync_ts"] if h is not None else None
+            last = (synced - _EPOCH) // _US if synced is not None else seen_us
             if now_us - last > limit_us:
                 stale[provider] = f"last synced {iso_us(last)}"
         self.index.stale = stale

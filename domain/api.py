@@ -1,4 +1,5 @@
-"""Response models of the HTTP API routes that have no domain model of their own (system, auth, admin, GDPR).
+"""Request and response models of the HTTP API routes that have no domain model of their own (system, auth,
+admin, GDPR).
 
 The routes declare them as `response_model`, the OpenAPI document publishes them, and the Python SDK
 (`gpubroker.client`) returns them: one schema for server, document and client. Each carries one example.
@@ -6,10 +7,11 @@ The routes declare them as `response_model`, the OpenAPI document publishes them
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.inputs import RequestModel
 from domain.models import Plan, Role
 
 _T = "2026-12-01T14:00:00Z"
@@ -85,6 +87,38 @@ class MfaState(BaseModel):
     model_config = _example({"mfa_enabled": True, "recovery_codes": ["7kq2-9xw4-b3m8"]})
     mfa_enabled: bool
     recovery_codes: list[str] | None = Field(None, description="shown once, when TOTP is confirmed")
+
+
+# The tenant record's fields and their bounds, written once: the admin request bodies below use them (the
+# response, `TenantOut`, reports what is stored).
+TenantName = Annotated[str, Field(min_length=1, max_length=200)]
+RateLimitRps = Annotated[float, Field(gt=0, le=100_000, description="sustained requests per second")]
+Burst = Annotated[int, Field(ge=1, le=1_000_000, description="requests allowed at once above the rate")]
+Seats = Annotated[int, Field(ge=1, le=100_000, description="users the tenant may have")]
+WsLimit = Annotated[int, Field(ge=0, le=100_000, description="concurrent WebSocket connections")]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code invoices are shown in")]
+
+
+class TenantIn(RequestModel):
+    """POST /admin/tenants: a new tenant with its plan limits (platform operators only)."""
+    name: TenantName
+    plan: Plan = Plan.free
+    rate_limit_rps: RateLimitRps = 100.0
+    burst: Burst = 200
+    seats: Seats = 5
+    ws_limit: WsLimit = 10
+    currency: Currency = "USD"
+
+
+class TenantPatch(RequestModel):
+    """PATCH /admin/tenants/{id}: the fields given change (plan limits: platform operators only)."""
+    name: TenantName | None = None
+    plan: Plan | None = None
+    rate_limit_rps: RateLimitRps | None = None
+    burst: Burst | None = None
+    seats: Seats | None = None
+    ws_limit: WsLimit | None = None
+    currency: Currency | None = None
 
 
 class TenantOut(BaseModel):

@@ -59,6 +59,19 @@ def anonymize_ip(ip: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False).network_address)
 
 
+
+def new_entry(tenant_id: Any, user_id: Any, action: str, target_type: str | None = None, target_id: Any = None,
+              *, ip: str | None = None, user_agent: str | None = None,
+              details: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """An entry as it is hashed and stored, before it is linked to its chain: ids as text, the address
+    anonymized, the user agent cut to 200 characters, details normalized."""
+    def text(v: Any) -> str | None:
+        return None if v is None else str(v)
+
+    return {"tenant_id": text(tenant_id), "user_id": text(user_id), "action": action, "target_type": target_type,
+            "target_id": text(target_id), "ts": now_utc(), "ip": anonymize_ip(ip),
+            "user_agent": (user_agent or None) and user_agent[:200], "details": normalize_details(details)}
+
 def canonical(entry: Mapping[str, Any]) -> bytes:
     """The bytes hashed for an entry: only HASHED_FIELDS, in one fixed JSON form."""
     body = {}

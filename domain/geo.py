@@ -1,16 +1,17 @@
 """Region names of every source -> (country ISO 3166-1 alpha-2, continent code).
 
 Continents: AF, AS, EU, NA, OC, SA. `locate(region)` understands AWS ('eu-west-2', local zones
-'us-east-1-atl-1', Wavelength 'eu-west-2-wl1-lon1'), GCP ('europe-west4'), Azure ('westeurope'),
-Shadeform ('kansascity-usa-2'), Vast.ai geolocation ('Texas, US', ', US', 'Czechia, CZ, EU') and the
-multi-region marker 'global' (-> (None, None)). An unknown region raises `UnknownRegion`.
+'us-east-1-atl-1', Wavelength 'eu-west-2-wl1-lon1'), GCP ('europe-west4'), Azure ('westeurope'), Nebius
+('eu-north1'), Shadeform ('kansascity-usa-2'), Vast.ai geolocation ('Texas, US', ', US', 'Czechia, CZ, EU') and
+the multi-region marker 'global' (-> (None, None)). An unknown region raises `UnknownRegion`.
 """
 from __future__ import annotations
 
+import functools
 import re
 
-__all__ = ["UnknownRegion", "locate", "CONTINENT", "GLOBAL_REGIONS", "COUNTRY_WORDS", "CITY_WORDS", "CONTINENT_WORDS",
-           "AREA_PREFIXES", "is_region"]
+__all__ = ["UnknownRegion", "locate", "place", "CONTINENT", "GLOBAL_REGIONS", "COUNTRY_WORDS", "CITY_WORDS",
+           "CONTINENT_WORDS", "AREA_PREFIXES", "is_region"]
 
 
 class UnknownRegion(ValueError):
@@ -71,6 +72,8 @@ _AZURE = {
     "australiaeast": "AU", "indonesiacentral": "ID", "malaysiawest": "MY", "uaenorth": "AE",
     "qatarcentral": "QA", "israelcentral": "IL", "southafricanorth": "ZA", "mexicocentral": "MX",
 }
+# Nebius regions ('eu-north1' Finland, 'eu-west1' Paris); its 'us-central1' is matched by the GCP-style rule.
+_NEBIUS = {"eu-north1": "FI", "eu-west1": "FR"}
 # Country names as Shadeform ('<city>-<country>-<n>') and Vast.ai ('Texas, US') spell them.
 _COUNTRY_NAME = {
     "usa": "US", "canada": "CA", "uk": "GB", "germany": "DE", "france": "FR", "finland": "FI", "norway": "NO",
@@ -111,12 +114,25 @@ def locate(region: str) -> tuple[str | None, str | None]:
         return _country(_AWS[low.rsplit("-", 1)[0]])
     if low in _GCP_PREFIX:
         return _country(_GCP_PREFIX[low])
+    if low in _NEBIUS:
+        return _country(_NEBIUS[low])
     if re.fullmatch(r"us-[a-z]+\d+", low):  # GCP us-central1, us-east4, us-south1, ...
         return _country("US")
     m = re.fullmatch(r"[a-z]+-([a-z]+)-\d+", low)  # Shadeform '<city>-<country>-<n>'
     if m and m.group(1) in _COUNTRY_NAME:
         return _country(_COUNTRY_NAME[m.group(1)])
     raise UnknownRegion(f"unknown region {region!r}")
+
+
+@functools.lru_cache(maxsize=4096)
+def place(region: str) -> tuple[str | None, str | None]:
+    """(country, continent) of a region as stored with an offer: `locate`'s answer, (None, None) for a region it
+    cannot place. Ingestion stores exactly this beside every offer, and the price stream places an update's
+    region with it, so a country or continent filter selects the same offers in search and in the stream."""
+    try:
+        return locate(region)
+    except UnknownRegion:
+        return None, None
 
 
 # ---- places as people name them (the chat extractor) ------------------------------------------------

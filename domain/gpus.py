@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["GpuModel", "UnknownGpu", "GPUS", "resolve", "normalize", "by_name", "matching_gpus"]
+__all__ = ["GpuModel", "UnknownGpu", "GPUS", "ALIASES", "resolve", "normalize", "by_name", "matching_gpus"]
 
 
 class UnknownGpu(ValueError):
@@ -103,6 +103,8 @@ _TABLE = [
 ]
 
 GPUS: dict[str, GpuModel] = {m.name: m for m, _ in _TABLE}
+# Canonical name -> the other spellings sources use for it (the vocabulary tests draw user words from).
+ALIASES: dict[str, tuple[str, ...]] = {m.name: aliases for m, aliases in _TABLE}
 
 # Words that never change which part is meant.
 _NOISE = re.compile(r"nvidia|geforce|tesla|instinct|\bamd\b|hbm\d?e?|gddr\d?x?|blackwell|generation")

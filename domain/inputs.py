@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 BIGINT_MAX = 2 ** 63 - 1
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$"  # one @, a dot in the domain: a login email
 
 
 def has_nul(value: Any) -> bool:

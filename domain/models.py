@@ -43,12 +43,6 @@ class Availability(str, enum.Enum):
     down = "down"
 
 
-class ProviderStatus(str, enum.Enum):
-    ok = "ok"
-    degraded = "degraded"
-    down = "down"
-
-
 class BookingState(str, enum.Enum):
     draft = "Draft"
     pending_provision = "PendingProvision"
@@ -56,45 +50,6 @@ class BookingState(str, enum.Enum):
     completed = "Completed"
     failed = "Failed"
     cancelled = "Cancelled"
-
-
-class InvoiceStatus(str, enum.Enum):
-    draft = "draft"
-    final = "final"
-    paid = "paid"
-    void = "void"
-
-
-class Tenant(_Model):
-    id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    name: str = Field(min_length=1, max_length=200)
-    plan: Plan = Plan.free
-    rate_limit_rps: float = Field(default=100.0, gt=0)
-    burst: int = Field(default=200, ge=1)
-    seats: int = Field(default=5, ge=1)
-    ws_limit: int = Field(default=10, ge=0)
-    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
-    created_at: datetime = Field(default_factory=utcnow)
-
-
-class User(_Model):
-    id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    tenant_id: uuid.UUID
-    email: str = Field(min_length=3, max_length=320)
-    password_hash: str
-    role: Role = Role.user
-    mfa_enabled: bool = False
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
-
-
-class Provider(_Model):
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")
-    name: str
-    api_endpoint: str | None = None
-    status: ProviderStatus = ProviderStatus.ok
-    regions: list[str] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list)
 
 
 class Offer(_Model):
@@ -142,14 +97,6 @@ class Offer(_Model):
             object.__setattr__(self, "price_per_gpu_hour", per_gpu)
 
 
-class PriceHistory(_Model):
-    id: int | None = None
-    offer_id: uuid.UUID
-    price_per_hour: Decimal
-    availability: Availability
-    recorded_at: datetime = Field(default_factory=utcnow)
-
-
 class PriceUpdate(_Model):
     """A price delta as published on NATS `prices.<provider>.<gpu_type>` (schema version 1)."""
 
@@ -164,57 +111,7 @@ class PriceUpdate(_Model):
     new_price: Decimal
     availability: Availability
     ts: datetime = Field(default_factory=utcnow)
-
-
-class Booking(_Model):
-    id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    tenant_id: uuid.UUID
-    user_id: uuid.UUID
-    offer_id: uuid.UUID
-    start_time: datetime
-    end_time: datetime
-    status: BookingState = BookingState.draft
-    external_booking_id: str | None = None
-    cost_estimate: Decimal | None = None
-    cost_actual: Decimal | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
-
-
-class UsageEvent(_Model):
-    id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    booking_id: uuid.UUID
-    ts: datetime = Field(default_factory=utcnow)
-    cost_amount: Decimal
-    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
-
-
-class Invoice(_Model):
-    id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    tenant_id: uuid.UUID
-    period_start: datetime
-    period_end: datetime
-    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
-    subtotal: Decimal = Decimal("0")
-    tax: Decimal = Decimal("0")
-    total: Decimal = Decimal("0")
-    pdf_url: str | None = None
-    status: InvoiceStatus = InvoiceStatus.draft
-
-
-class AuditEntry(_Model):
-    id: int | None = None
-    tenant_id: uuid.UUID | None
-    user_id: uuid.UUID | None
-    action: str
-    target_type: str | None = None
-    target_id: str | None = None
-    ts: datetime = Field(default_factory=utcnow)
-    ip: str | None = None
-    user_agent: str | None = None
-    details: dict[str, Any] = Field(default_factory=dict)
-    hash_prev: str | None = None
-    hash_curr: str | None = None
+    gpu_count: float | None = Field(None, description="GPUs per instance (stream filters on gpu_count read it)")
 
 
 class ErrorDetail(_Model):

@@ -1,6 +1,6 @@
 """An in-memory columnar index of every offer: numpy columns, vectorized filter masks, precomputed sorts.
 
-Pure logic (no I/O): rows come in as tuples in `COLUMNS` order (see `deployments/search_store.py`) and
+Pure logic (no I/O): rows come in as tuples in `COLUMNS` order (see `cluster/repositories/search_offers.py`) and
 queries come in as `domain.search.Filters`. Price/availability deltas are applied in place; a change of
 anything else rebuilds the index from its rows. Items are rendered to JSON once per row and reused.
 """

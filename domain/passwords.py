@@ -6,6 +6,7 @@ timing does not tell an attacker which emails are registered.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -54,6 +55,11 @@ class PasswordPolicy:
             return self._hasher().check_needs_rehash(stored_hash)
         except InvalidHashError:
             return False
+
+
+def policy_for(settings: Any) -> PasswordPolicy:
+    """The policy with the deployment's argon2 costs (`settings.argon2_time_cost`, `.argon2_memory_kib`)."""
+    return PasswordPolicy(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
 
 
 _DEFAULT = PasswordPolicy()

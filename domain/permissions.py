@@ -1,6 +1,6 @@
 """Roles and permissions (FR-AUTH-3): the ONE table that says which role may do what.
 
-Routes declare the permission they need (`gateway.authz.require(P.X)`); nothing else grants access.
+Routes declare the permission they need (`gateway.auth.authz.require(P.X)`); nothing else grants access.
 Tenant scope is separate: every query is filtered by the caller's tenant (other tenants' ids give 404).
 """
 from __future__ import annotations

@@ -44,7 +44,7 @@ class TokenBucket:
     def lease(self, now: float, want: int, debt_cap: float = 0.0) -> "Lease":
         """Take up to `want` whole tokens at once, the one grant every limiter uses. With `debt_cap` > 0
         the level may go down to -debt_cap: those tokens are reserved ahead, token j (0-based) of the
-        batch being earned `max(0, (j + 1 - before) / rate)` seconds from `now`."""
+        batch being earned `earned_after_s(j, before, rate)` seconds from `now`."""
         self.refill(now)
         before = self.tokens
         got = max(0, min(int(want), math.floor(before + debt_cap)))
@@ -65,6 +65,12 @@ class TokenBucket:
         self.refill(now)
         self.rate, self.burst = rate, float(burst)
         self.tokens = min(self.tokens, self.burst)
+
+
+def earned_after_s(j: int, before: float, rate: float) -> float:
+    """Seconds after a lease until token j (0-based) of its batch is earned, `before` being the bucket level
+    the lease saw: tokens beyond that level were reserved ahead and are earned at `rate`."""
+    return max(0.0, (j + 1 - before) / rate)
 
 
 def retry_after_header(wait_s: float) -> str:

@@ -12,9 +12,11 @@ import re
 from typing import Annotated, Any, Iterable
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
-from domain.models import Availability, Pricing
+from domain.geo import is_region
+from domain.models import Availability, Pricing, ProviderOffer
 from domain.pagination import CURSOR_DESCRIPTION, CURSOR_PATTERN, CursorError, decode_cursor, encode_cursor
 
 MAX_PAGE_SIZE = 100
@@ -22,10 +24,8 @@ EXPORT_MAX_ROWS = 10_000
 CONTINENTS = ("AF", "AN", "AS", "EU", "NA", "OC", "SA")
 # Parameters that may be repeated (`?gpu_type=H100&gpu_type=A100`) or comma-separated (`?gpu_type=H100,A100`).
 MULTI = ("gpu_type", "provider", "region", "country", "continent", "pricing", "availability", "tags")
-# The fields of one search item (ProviderOffer), in output order; CSV export uses the same columns.
-ITEM_FIELDS = ("id", "provider", "name", "gpu_type", "gpu_count", "gpu_memory_gb", "vcpu", "memory_gb",
-               "storage_gb", "price_per_hour", "price_per_gpu_hour", "currency", "pricing", "region", "country",
-               "continent", "availability", "tags", "last_updated")
+# The fields of one search item, in output order: `ProviderOffer`'s (CSV export uses the same columns).
+ITEM_FIELDS = tuple(ProviderOffer.model_fields)
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9 ._+/:()\-]{0,127}$"
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -33,6 +33,38 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 Name = Annotated[str, Field(pattern=_NAME, max_length=128)]
 Price = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
 Amount = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
+
+
+# ---- the filter words search and the price stream share (one meaning each) ------------------------------
+def pricing_word(value: Any) -> Any:
+    """'spot', 'On-Demand', 'on demand', 'ON_DEMAND' -> the `Pricing` value; any other word is left to the enum
+    to refuse."""
+    return re.sub(r"[\s\-]+", "_", value.strip().lower()) if isinstance(value, str) else value
+
+
+def _continent_code(value: str) -> str:
+    code = value.upper()
+    if code not in CONTINENTS:
+        raise ValueError(f"unknown continent {code!r}; one of {', '.join(CONTINENTS)}")
+    return code
+
+
+PricingWord = Annotated[Pricing, BeforeValidator(pricing_word)]
+CountryCode = Annotated[str, Field(pattern=r"^[A-Za-z]{2}$"), AfterValidator(str.upper)]
+ContinentCode = Annotated[str, Field(pattern=r"^[A-Za-z]{2}$"), AfterValidator(_continent_code)]
+# Any printable text: provider regions include Vast.ai geolocations such as 'Texas, US' and 'Türkiye, TR'.
+RegionName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$")]
+
+
+def within_price_cap(price: float | None, cap: float) -> bool:
+    """`max_price`: the whole instance's price per hour is at most the cap; an unknown price never matches.
+    (`OfferIndex` applies the same comparison to a whole column at once.)"""
+    return price is not None and price <= cap
+
+
+def gpu_count_is(count: float | None, wanted: float) -> bool:
+    """`gpu_count`: exactly this many GPUs per instance; an unknown count never matches."""
+    return count is not None and count == wanted
 
 
 class Sort(str, enum.Enum):
@@ -62,34 +94,20 @@ class Filters(BaseModel):
     min_gpu_count: Amount | None = Field(None, description="at least this many GPUs per instance")
     min_gpu_memory_gb: Amount | None = Field(None, description="at least this much memory per GPU (GB)")
     provider: list[Name] = Field(default_factory=list, max_length=50, description="provider ids")
-    region: list[Name] = Field(default_factory=list, max_length=50, description="provider region names")
-    country: list[Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")]] = Field(
-        default_factory=list, max_length=50, description="ISO 3166-1 alpha-2 country codes")
-    continent: list[Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")]] = Field(
-        default_factory=list, max_length=7, description="continent codes: " + ", ".join(CONTINENTS))
+    region: list[RegionName] = Field(default_factory=list, max_length=50, description="provider region names")
+    country: list[CountryCode] = Field(default_factory=list, max_length=50,
+                                       description="ISO 3166-1 alpha-2 country codes")
+    continent: list[ContinentCode] = Field(default_factory=list, max_length=7,
+                                           description="continent codes: " + ", ".join(CONTINENTS))
     max_price: Price | None = Field(None, description="maximum price of the whole instance per hour")
     max_price_per_gpu: Price | None = Field(None, description="maximum price per GPU-hour")
-    pricing: list[Pricing] = Field(default_factory=list, description="on_demand, spot or interruptible")
+    pricing: list[PricingWord] = Field(default_factory=list, description="on_demand, spot or interruptible")
     availability: list[Availability] = Field(default_factory=list, description="up, degraded or down")
     min_vcpu: Amount | None = Field(None, description="at least this many vCPUs")
     min_memory_gb: Amount | None = Field(None, description="at least this much instance memory (GB)")
     tags: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._:/+\-=]{0,63}$")]] = Field(
         default_factory=list, max_length=20, description="every tag must be present")
     q: str | None = Field(None, min_length=1, max_length=200, description="full-text words on name, GPU and tags")
-
-    @field_validator("continent")
-    @classmethod
-    def _continent(cls, v: list[str]) -> list[str]:
-        up = [c.upper() for c in v]
-        bad = [c for c in up if c not in CONTINENTS]
-        if bad:
-            raise ValueError(f"unknown continent {bad[0]!r}; one of {', '.join(CONTINENTS)}")
-        return up
-
-    @field_validator("country")
-    @classmethod
-    def _country(cls, v: list[str]) -> list[str]:
-        return [c.upper() for c in v]
 
     @field_validator("q")
     @classmethod
@@ -163,12 +181,23 @@ class ExportQuery(Filters):
     sort: Sort = Field(Sort.price_asc, description="as for search")
 
 
+def list_items(key: str, value: str) -> list[str]:
+    """The items of one comma-separated list parameter. A region that is itself a Vast.ai geolocation
+    ('Texas, US', ', US') stays one item unless one of its pieces is a region of its own."""
+    items = [p.strip() for p in value.split(",") if p.strip()]
+    if key == "region" and "," in value and is_region(value) and not any(is_region(p) for p in items):
+        return [value.strip()]
+    return items
+
+
 def _collect(raw: bytes | str) -> dict[str, Any]:
     if isinstance(raw, bytes):
         raw = raw.decode("latin-1")
     data: dict[str, Any] = {}
     for key, value in parse_qsl(raw, keep_blank_values=True):
-        if key in MULTI:
+        if key == "region":
+            data.setdefault(key, []).extend(list_items(key, value))
+        elif key in MULTI:
             data.setdefault(key, []).extend(p.strip() for p in value.split(",") if p.strip())
         elif key in data:
             raise QueryError([{"field": key, "message": "given more than once"}])

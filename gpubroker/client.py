@@ -335,8 +335,8 @@ class AsyncClient(_Base):
 
     async def stream(self, **flt: Any) -> AsyncIterator[StreamUpdate]:
         """Live price changes matching the filter (keys of STREAM_FILTERS), with reconnects and resume
-        (`gateway.client.PriceStreamClient`); needs an API key or access token."""
-        from gateway.client import PriceStreamClient, StreamRefused
+        (`gpubroker.stream.PriceStreamClient`); needs an API key or access token."""
+        from gpubroker.stream import PriceStreamClient, StreamRefused
 
         unknown = set(flt) - set(STREAM_FILTERS)
         if unknown:

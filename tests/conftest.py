@@ -154,7 +154,7 @@ def ray_session(settings):
 @pytest.fixture(scope="session")
 async def serve_app(ray_session, database, settings, nats_client):
     """The real Serve application on its own port; yields its base URL."""
-    from cluster.ray_env import deploy
+    from deployments.app import deploy
 
     await asyncio.to_thread(deploy, settings)
     base = f"http://127.0.0.1:{settings.http_port}"

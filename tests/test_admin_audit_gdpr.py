@@ -146,12 +146,12 @@ async def test_tampered_audit_row_found_by_verify(http, pg, settings):
     assert body["first_broken"] == {"tenant_id": a.tenant_id, "entry_id": victim,
                                     "reason": "hash_curr does not match the entry's content"}
     env = dict(os.environ, GPUBROKER_DATABASE_URL=settings.database_url, PYTHONPATH=os.getcwd())
-    p = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "cluster.cli", "audit", "verify", "--tenant",
+    p = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "deployments.cli", "audit", "verify", "--tenant",
                                                  a.tenant_id], capture_output=True, text=True, env=env)
     assert p.returncode == 1, p.stderr
     assert f"first broken link at entry {victim}" in p.stdout
     other = await signup(http, "clean")
-    p = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "cluster.cli", "audit", "verify", "--tenant",
+    p = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "deployments.cli", "audit", "verify", "--tenant",
                                                  other.tenant_id], capture_output=True, text=True, env=env)
     assert p.returncode == 0 and "audit log OK: 3 entries" in p.stdout, p.stdout + p.stderr
 

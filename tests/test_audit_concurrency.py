@@ -50,6 +50,31 @@ async def test_concurrent_appends_never_fork(database, settings, isolation):
         assert retried == 0  # READ COMMITTED waits for the head instead of failing
 
 
+async def test_a_burst_of_appends_on_a_new_chain_links_every_entry_once(database, settings):
+    """100 appends at once from 16 connections, the first ones racing to create the chain's head: one
+    chain, each entry linked to the one before, the head on the last."""
+    from cluster.db import create_pool
+
+    tenant = uuid.uuid4()
+    pool = await create_pool(settings, min_size=16, max_size=16)
+
+    async def one(i: int) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            await append_audit(conn, tenant, None, "test.burst", "booking", uuid.uuid4(), details={"i": i})
+
+    try:
+        await asyncio.gather(*(one(i) for i in range(100)))
+        result = await verify_audit(pool, tenant)
+        rows = await pool.fetch("SELECT id, hash_prev, hash_curr FROM audit_log WHERE tenant_id = $1 ORDER BY id", tenant)
+        head = await pool.fetchrow("SELECT last_id, hash_curr FROM audit_chain_heads WHERE chain = $1", str(tenant))
+    finally:
+        await pool.close()
+    assert result["ok"] is True and result["entries_checked"] == 100, result
+    assert rows[0]["hash_prev"] is None
+    assert [r["hash_prev"] for r in rows[1:]] == [r["hash_curr"] for r in rows[:-1]]
+    assert (head["last_id"], head["hash_curr"]) == (rows[-1]["id"], rows[-1]["hash_curr"])
+
+
 async def append_audit_once(pool, tenant) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await append_audit(conn, tenant, None, "test.first")

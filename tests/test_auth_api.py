@@ -9,7 +9,7 @@ import jwt
 import pyotp
 import pytest
 
-from gateway.tokens import TokenService
+from gateway.auth.tokens import TokenService
 from tests.auth_fixtures import PASSWORD, login, new_email, signup
 
 

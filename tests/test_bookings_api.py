@@ -25,7 +25,9 @@ async def test_booking_is_accepted_provisioned_by_webhook_and_published_once_per
     r = await book(http, a, sandbox_offers[STD], key="k-happy-" + uuid.uuid4().hex, price_per_hour="0.440000")
     assert r.status_code == 201, r.text
     b = r.json()
-    assert b["state"] == "PendingProvision" and b["price_per_hour"] == "0.440000" and b["provider"] == "sandbox"
+    # accepted means the Draft is committed; the host submits it (Draft -> PendingProvision) after the answer
+    assert b["state"] == "Draft" and b["version"] == 0
+    assert b["price_per_hour"] == "0.440000" and b["provider"] == "sandbox"
     assert b["cost_estimate"] == "0.440000" and b["currency"] == "USD"
     done = await wait_state(http, a, b["id"], {"Active"})
     assert done["state"] == "Active", done
@@ -77,16 +79,26 @@ async def test_offer_recheck_price_changed_unavailable_stale_and_unsupported(htt
     assert r.status_code == 409 and r.json()["error"]["code"] == "price_changed"
     assert r.json()["error"]["details"]["price_per_hour"] == "0.440000"
     l4, a100 = uuid.UUID(sandbox_offers["sbx-l4x1-euw4"]), uuid.UUID(sandbox_offers["sbx-a100x1-euw1"])
+    made_key = "k-made-" + uuid.uuid4().hex
+    made = await book(http, a, str(l4), key=made_key)
+    assert made.status_code == 201, made.text
     await pg.execute("UPDATE offers SET availability = 'down' WHERE id = $1", l4)
     await pg.execute("UPDATE offers SET last_seen_at = now() - interval '2 hours' WHERE id = $1", a100)
     try:
         down = await book(http, a, str(l4))
         stale = await book(http, a, str(a100))
+        # a replay answers the booking made before the offer went down; a new key is refused
+        replay = await book(http, a, str(l4), key=made_key)
+        replay_other_body = await book(http, a, str(l4), key=made_key, hours=3)
     finally:
         await pg.execute("UPDATE offers SET availability = 'up' WHERE id = $1", l4)
         await pg.execute("UPDATE offers SET last_seen_at = now() WHERE id = $1", a100)
     assert down.status_code == 409 and down.json()["error"]["code"] == "offer_unavailable"
     assert down.json()["error"]["details"]["reason"] == "unavailable"
+    assert replay.status_code == 201 and replay.json()["id"] == made.json()["id"]
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay_other_body.status_code == 422
+    assert replay_other_body.json()["error"]["code"] == "idempotency_key_reused"
     assert stale.status_code == 409 and stale.json()["error"]["details"]["reason"] == "stale"
     from actors.pipeline import Ingestor
 
@@ -145,6 +157,8 @@ async def test_other_endpoints_bad_input_roles_and_tenant_isolation(http, tenant
     listed = (await http.get("/bookings?limit=200", headers=b.h)).json()
     assert mine["id"] not in {x["id"] for x in listed["items"]}
     assert (await http.get(f"/bookings/{uuid.uuid4()}", headers=a.h)).status_code == 404
+    waiting = (await book(http, a, sandbox_offers["sbx-h100x1-never"])).json()  # stays PendingProvision
+    assert (await wait_state(http, a, waiting["id"], {"PendingProvision"}))["state"] == "PendingProvision"
     page = (await http.get("/bookings?state=PendingProvision&limit=1", headers=a.h)).json()
     assert len(page["items"]) == 1 and all(x["state"] == "PendingProvision" for x in page["items"])
     seen, cursor = [], None
@@ -160,7 +174,8 @@ async def test_other_endpoints_bad_input_roles_and_tenant_isolation(http, tenant
 async def test_webhooks_signed_duplicate_out_of_order_stale_unsigned_unknown(http, tenants, sandbox_offers, pg):
     a = tenants["a"]
     bk = (await book(http, a, sandbox_offers["sbx-h100x1-never"])).json()  # the sandbox never answers it
-    assert bk["state"] == "PendingProvision"
+    assert bk["state"] == "Draft"
+    assert (await wait_state(http, a, bk["id"], {"PendingProvision"}))["state"] == "PendingProvision"
     url = "/webhooks/provider/sandbox"
     up = event(bk["id"], "provisioned")
     raw, h = signed(up)

@@ -164,7 +164,8 @@ async def test_killing_a_booking_actor_mid_provisioning_loses_and_duplicates_not
         http, tenants, sandbox_offers, settings, pg, nats_client):
     a = tenants["a"]
     bk = (await book(http, a, sandbox_offers["sbx-h100x1-slow"])).json()  # the sandbox answers after 5 s
-    assert bk["state"] == "PendingProvision"
+    assert bk["state"] == "Draft"
+    assert (await wait_state(http, a, bk["id"], {"PendingProvision"}))["state"] == "PendingProvision"
     bid = uuid.UUID(bk["id"])
     host = ray.get_actor(host_name(settings, shard_of(bid, settings.booking_shards)), namespace=NAMESPACE)
     pid_before = (await host.stats.remote())["pid"]

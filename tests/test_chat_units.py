@@ -14,7 +14,7 @@ from domain.chat import ChatConstraints, ChatRequest
 from domain.iac import hcl_string, terraform
 from domain.offer_index import OfferIndex
 from domain.search import parse_query
-from gateway.ws_protocol import ChatMsg, ProtocolError, parse_client_message
+from gateway.ws.protocol import ChatMsg, ProtocolError, parse_client_message
 
 
 def _item(price: float, provider: str = "aws", oid: str | None = None, **kw) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.cli import build_parser
+from deployments.cli import build_parser
 from tests.search_fixtures import bump_generation, wait_for
 from tests.ws_fixtures import make_tenant, price_update, publish, running_gateway, token_for
 
@@ -28,7 +28,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 async def gpubroker(*args: str, **env: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "cluster.cli", *args, env=_env(**env),
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "deployments.cli", *args, env=_env(**env),
                                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode, out.decode(), err.decode()
@@ -106,7 +106,7 @@ async def test_search_table_in_a_terminal(cli_offers):
     import pty
 
     leader, follower = pty.openpty()
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "cluster.cli", *SEARCH, "--limit", "1",
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "deployments.cli", *SEARCH, "--limit", "1",
                                                 env=_env(GPUBROKER_API=cli_offers, COLUMNS="160"),
                                                 stdout=follower, stderr=subprocess.PIPE)
     os.close(follower)
@@ -154,7 +154,7 @@ async def gw(settings, pg, redis_client, nats_client):
 async def _watch(gw, settings, pg, *args: str):
     token = token_for(settings, await make_tenant(pg))
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cluster.cli", "watch", *args,
+        sys.executable, "-m", "deployments.cli", "watch", *args,
         env=_env(GPUBROKER_WS=f"ws://127.0.0.1:{gw.port}/v1", GPUBROKER_API_KEY=token),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from gateway.client_address import real_client, throttle_key
+from gateway.http.client_address import real_client, throttle_key
 from tests.auth_fixtures import PASSWORD, new_email, signup
 
 LOOPBACK = ["127.0.0.1/32", "::1/128"]

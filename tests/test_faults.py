@@ -51,7 +51,7 @@ async def system(ray_session, serve_app, settings):
     """The isolated services, the app on them (under /faults), an ingest worker, a user and some offers."""
     from actors.provider_actor import IngestWorker
     from cluster.db import migrate
-    from cluster.ray_env import build_app, deploy
+    from deployments.app import deploy
 
     svc = await asyncio.to_thread(lambda: IsolatedServices().start())
     # chat without its LLM: a second copy of the model would only take memory and CPU from this test
@@ -59,7 +59,7 @@ async def system(ray_session, serve_app, settings):
     await migrate(fs)
     worker = ray_session.remote(IngestWorker).options(num_cpus=0, max_concurrency=16).remote(fs)
     await worker.ingest.remote(PROVIDER, _offers(), full=True)
-    await asyncio.to_thread(deploy, fs, "faults", PREFIX, build_app(fs))
+    await asyncio.to_thread(deploy, fs, "faults", PREFIX)
     http = httpx.AsyncClient(base_url=serve_app + PREFIX, timeout=CLIENT_TIMEOUT_S)
     await _until_healthy(http, None, deadline_s=120)
     email = new_email("faults")

@@ -81,6 +81,24 @@ def test_nhits_runs_across_series_on_cpu():
     assert np.all(np.abs(out - 1) < 0.5)       # log-relative training keeps it near the last price
 
 
+def test_training_frame_does_not_fill_a_stretch_nobody_watched():
+    from actors.forecast_train import build_series
+    from domain.price_series import day_index
+
+    d0, end = date(2024, 1, 1), date(2025, 12, 1)
+    gcp = [{"offer_id": "a", "day": d0 + timedelta(days=30 * k), "price": 1.0 + 0.1 * (k % 3)} for k in range(11)]
+    gcp.append({"offer_id": "a", "day": end, "price": gcp[-1]["price"]})   # the catalog re-recorded at load
+    live = [{"offer_id": "b", "day": d0 + timedelta(days=k), "price": 2.0} for k in range((end - d0).days + 1)]
+    series, skipped = build_series(gcp + live, {"a": "spot", "b": "on_demand"}, day_index(end), False,
+                                   sources={"a": "gcp", "b": "live"})
+    a, b = series["a"], series["b"]
+    # gcp: day 0..300 day by day, then the re-record continues the series (no 400 invented flat days)
+    assert a.values.size == 302 and skipped == (end - d0).days - 301
+    assert a.values[-1] == a.values[-2] == 1.1 and a.values[299] == 1.0 and a.values[300] == 1.1
+    assert a.start + a.values.size - 1 == b.start + b.values.size - 1     # both end on the as-of day
+    assert b.values.size == (end - d0).days + 1 and a.group == "spot" and a.observations == 12
+
+
 def _write_csv(path: Path) -> None:
     start = date(2024, 1, 1)
     lines = ["date,provider,instance,gpu,gpu_count,region,price_type,price,days_since_snapshot"]
@@ -95,7 +113,7 @@ def _write_csv(path: Path) -> None:
 def test_eval_cli_json_last_line(tmp_path):
     csv = tmp_path / "history.csv.gz"
     _write_csv(csv)
-    proc = subprocess.run([sys.executable, "-m", "cluster.cli", "forecast", "eval", "--history", str(csv),
+    proc = subprocess.run([sys.executable, "-m", "deployments.cli", "forecast", "eval", "--history", str(csv),
                            "--horizon", "30", "--cutoffs", "2", "--models", "persistence,seasonal_naive", "--json"],
                           cwd=ROOT, capture_output=True, text=True, timeout=240, env={"PYTHONPATH": str(ROOT),
                                                                                       "PATH": "/usr/bin:/bin"})
@@ -118,6 +136,6 @@ def test_eval_cli_json_last_line(tmp_path):
 def test_eval_cli_bad_input(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("date,price\n2024-01-01,1.0\n")
-    proc = subprocess.run([sys.executable, "-m", "cluster.cli", "forecast", "eval", "--history", str(bad)],
+    proc = subprocess.run([sys.executable, "-m", "deployments.cli", "forecast", "eval", "--history", str(bad)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2 and "missing column(s) provider, instance, gpu, region, price_type" in proc.stderr

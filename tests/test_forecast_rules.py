@@ -79,3 +79,16 @@ def test_activity_class_counts_last_year_changes():
     assert activity_class(np.r_[np.full(300, 2.0), np.full(200, 1.8)]) == "low"
     assert activity_class(np.repeat(np.arange(1.0, 20.0), 20)) == "high"
     assert activity_class(np.r_[np.full(10, 3.0), np.full(400, 2.0)]) == "flat"   # the cut was over a year ago
+
+
+def test_observed_axis_skips_a_stretch_nobody_watched():
+    from domain.price_series import asof_on_axis, observed_axis
+
+    # records on days 0, 10 and 20, then nothing until a re-record on day 400 (the end)
+    axis = observed_axis(np.array([0, 10, 20, 400]), 400, max_gap=120)
+    assert axis.tolist() == list(range(0, 21)) + [400]
+    v = asof_on_axis(np.array([0, 10, 20, 400]), np.array([1.0, 1.2, 0.9, 0.9]), axis)
+    assert v.size == 22 and v[-2:].tolist() == [0.9, 0.9] and v[10] == 1.2
+    # quiet stretches up to max_gap are watched: forward-filled day by day, and the end extends the axis
+    assert observed_axis(np.array([0, 100]), 130, max_gap=120).tolist() == list(range(0, 131))
+    assert observed_axis(np.array([5, 300]), 301, max_gap=120).tolist() == [5, 300, 301]

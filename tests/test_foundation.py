@@ -62,17 +62,13 @@ async def test_health_and_ready(http):
 
 async def test_ready_names_nats_when_unreachable(serve_app, settings):
     """A second app whose settings point NATS at a closed port: /ready is 503 and names NATS."""
-    from ray import serve
-
-    from cluster.ray_env import deploy, deployment_options
-    from deployments.ingress import Ingress
+    from deployments.app import deploy
     from tests.conftest import free_port
 
     # a closed port is refused at once; 3 s leaves the first PostgreSQL connection of a new replica time under load
     bad = settings.with_overrides(nats_url=f"nats://127.0.0.1:{free_port()}", readiness_timeout_s=3.0)
     # the ingress alone (/ready lives there): the search, forecast and chat deployments are not what this tests
-    app = serve.deployment(Ingress, **deployment_options(bad, "Ingress", 1, 1)).bind(bad, {})
-    await asyncio.to_thread(deploy, bad, "nats-down", "/nats-down", app)
+    await asyncio.to_thread(deploy, bad, "nats-down", "/nats-down", parts=())
     async with httpx.AsyncClient(base_url=serve_app, timeout=15) as c:
         for _ in range(150):  # deploy() does not wait for the proxy to route the new prefix: until then, 404
             r = await c.get("/nats-down/ready")
@@ -196,7 +192,7 @@ def test_bad_setting_raises_naming_it():
 
 def test_bad_setting_fails_startup_with_its_name():
     env = dict(os.environ, GPUBROKER_REDIS_URL="http://not-redis")
-    p = subprocess.run([sys.executable, "-m", "cluster.cli", "up"], env=env, capture_output=True, text=True, timeout=60)
+    p = subprocess.run([sys.executable, "-m", "deployments.cli", "up"], env=env, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
     lines = [l for l in p.stderr.strip().splitlines() if l]
     assert len(lines) == 1 and "GPUBROKER_REDIS_URL" in lines[0], p.stderr

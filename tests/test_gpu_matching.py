@@ -5,7 +5,7 @@ import pytest
 
 from domain import gpu_alias
 from domain.gpus import GPUS, matching_gpus, resolve
-from gateway.ws_filters import PriceFilter, UpdateView
+from gateway.ws.filters import PriceFilter, UpdateView
 
 
 @pytest.mark.parametrize("query,expected", [

@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 OBS = Path(__file__).resolve().parent.parent / "cluster" / "observability"
-METRIC_MODULES = ("gateway.metrics", "gateway.ws_metrics", "actors.metrics", "deployments.search_metrics")  # every module declaring gpubroker_* metrics
+METRIC_MODULES = ("gateway.http.metrics", "gateway.ws.metrics", "actors.metrics", "deployments.search_metrics")  # every module declaring gpubroker_* metrics
 NAME = re.compile(r"\b(gpubroker_[a-z0-9_]+)\b")
 
 

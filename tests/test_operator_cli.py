@@ -34,10 +34,10 @@ async def test_operator_bootstrap_then_manages_tenants(http, pg, settings):
 
 def test_operator_cli_refuses_weak_password_and_missing_password(settings):
     env = dict(os.environ, GPUBROKER_DATABASE_URL=settings.database_url, GPUBROKER_OPERATOR_PASSWORD="short")
-    p = subprocess.run([sys.executable, "-m", "cluster.cli", "operator", "create", "--email", "a@b.example"],
+    p = subprocess.run([sys.executable, "-m", "deployments.cli", "operator", "create", "--email", "a@b.example"],
                        env=env, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "password" in p.stderr.lower()
     env.pop("GPUBROKER_OPERATOR_PASSWORD")
-    p = subprocess.run([sys.executable, "-m", "cluster.cli", "operator", "create", "--email", "a@b.example"],
+    p = subprocess.run([sys.executable, "-m", "deployments.cli", "operator", "create", "--email", "a@b.example"],
                        env=env, capture_output=True, text=True, timeout=60, input="")
     assert p.returncode == 2 and "GPUBROKER_OPERATOR_PASSWORD" in p.stderr

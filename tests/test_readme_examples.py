@@ -101,7 +101,7 @@ async def test_forecast_chat_and_booking_example(readme_data, tenants, sandbox_o
 @pytest.mark.parametrize("n", range(3))
 async def test_search_command(readme_data, n):
     argv = shlex.split(COMMANDS[n])
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "cluster.cli", *argv[1:],
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "deployments.cli", *argv[1:],
                                                 env=_env(GPUBROKER_API=readme_data),
                                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
@@ -115,7 +115,7 @@ async def test_watch_command(readme_data, settings, pg, nats_client):
         argv = shlex.split(COMMANDS[3])
         token = token_for(settings, await make_tenant(pg))
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "cluster.cli", *argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            sys.executable, "-m", "deployments.cli", *argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=_env(GPUBROKER_WS=f"ws://127.0.0.1:{gw.port}/v1", GPUBROKER_API_KEY=token))
         js = nats_client.jetstream()
 

@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from gateway.ws_protocol import CLOSE_UNAUTHORIZED
+from domain.stream_protocol import CLOSE_UNAUTHORIZED
 from tests.auth_fixtures import PASSWORD, add_user, login, signup
 from tests.ws_fixtures import running_gateway
 
@@ -117,7 +117,7 @@ async def test_role_change_and_erasure_close_open_streams(http, gw):
 
 async def test_missed_revocation_event_is_caught_by_the_recheck(http, gw, redis_client, settings):
     """A session ended without an event (as if the event was lost): the periodic recheck closes the stream."""
-    from gateway.live_sessions import REVOKED, session_key
+    from gateway.auth.live_sessions import REVOKED, session_key
 
     a = await signup(http, "ws-recheck")
     ws = await _open(gw, a.access)

@@ -8,8 +8,8 @@ import tempfile
 
 import pytest
 
-from gateway.client import PriceStreamClient
-from gateway.ws import PriceGateway
+from gateway.ws.server import PriceGateway
+from gpubroker.stream import PriceStreamClient
 from tests.conftest import free_port
 from tests.ws_fixtures import make_tenant, next_update, price_update, publish, token_for, wait_for
 
@@ -100,8 +100,8 @@ async def test_gateway_as_ray_actor_started_by_up_step(ray_session, settings, pg
     """The `gpubroker up` step starts the detached named actor; running it again reuses it; metrics show."""
     import ray
 
-    from actors.ws_gateway import ACTOR_PREFIX, start_ws_gateway
-    from gateway.metrics import MULTIPROC_ENV, metrics_env
+    from deployments.ws_gateway import ACTOR_PREFIX, start_ws_gateway
+    from cluster.ray_env import MULTIPROC_ENV, metrics_env
     from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 
     lines: list[str] = []

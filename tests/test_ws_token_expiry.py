@@ -10,8 +10,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from gateway.client import PriceStreamClient, StreamRefused
-from gateway.ws_protocol import CLOSE_TOKEN_EXPIRED
+from domain.stream_protocol import CLOSE_TOKEN_EXPIRED
+from gpubroker.stream import PriceStreamClient, StreamRefused
 from tests.ws_fixtures import make_tenant, token_for, next_update, price_update, publish, running_gateway, wait_for
 
 

@@ -20,8 +20,8 @@ def token_for(settings, tenant_id: str, ttl_s: int | None = None, sub: str | Non
     """An access token with a live session in Redis, as a login makes them (the gateway checks both)."""
     import redis
 
-    from gateway.live_sessions import session_key, session_value
-    from gateway.tokens import TokenService
+    from gateway.auth.live_sessions import session_key, session_value
+    from gateway.auth.tokens import TokenService
 
     sub, sid = sub or str(uuid.uuid4()), str(uuid.uuid4())
     r = redis.Redis.from_url(settings.redis_url)
@@ -62,7 +62,7 @@ async def wait_for(pred, timeout: float = 5.0, step: float = 0.02):
 
 async def running_gateway(settings, **overrides):
     """A PriceGateway on a free port, following the stream (for module-scoped fixtures)."""
-    from gateway.ws import PriceGateway
+    from gateway.ws.server import PriceGateway
 
     g = await PriceGateway(settings.with_overrides(**overrides), port=0).start()
     await asyncio.wait_for(g.feed.connected.wait(), 10)

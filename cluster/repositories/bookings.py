@@ -1,8 +1,9 @@
 """Bookings storage: create, read, page, and transition (row + transition + audit entry + outbox event).
 
-A transition is one statement sequence inside the caller's transaction:
+A transition is one statement (the booking row, its transition row, its outbox row and its audit entry),
+a transaction by itself or part of the caller's:
 
-    async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn:
         row, event = await transition(conn, settings, row, BookingState.active, source="webhook")
 
 The UPDATE matches the version it read (optimistic concurrency): a concurrent writer makes it raise
@@ -14,15 +15,15 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 
-from cluster.audit import append_audit
 from cluster.messaging import subject
 from cluster.repositories import require_transaction
+from cluster.repositories.audit import append_ctes, ensure_chain
 from domain import bookings as rules
-from domain.audit import now_utc
+from domain.audit import new_entry, now_utc
 from domain.models import BookingState as S
 
 COLS = ("id, tenant_id, user_id, offer_id, provider_id, start_time, end_time, status, version, "
@@ -94,67 +95,102 @@ def event_payload(row: Any, previous: str | None, source: str, reason: str | Non
             "ts": row["updated_at"].isoformat()}
 
 
-async def _record(conn: asyncpg.Connection, settings: Any, row: Any, previous: str | None, source: str,
-                  reason: str | None, actor: Any, trace_id: str | None) -> tuple[str, str, str, int]:
-    """Transition row, audit entry and outbox row of a change already written to `row`."""
-    await conn.execute("INSERT INTO booking_transitions (booking_id, version, from_state, to_state, source, reason, ts) "
-                       "VALUES ($1, $2, $3, $4, $5, $6, $7)", row["id"], row["version"], previous, row["status"],
-                       source, reason, row["updated_at"])
-    payload = event_payload(row, previous, source, reason)
-    subj = subject(settings, "bookings", str(row["tenant_id"]), str(row["id"]))
-    msg_id = f"{msg_prefix(settings)}{row['id']}:{row['version']}"
-    outbox_id = await conn.fetchval("INSERT INTO outbox (subject, msg_id, payload) VALUES ($1, $2, $3) RETURNING id",
-                                    subj, msg_id, payload)
-    # last: the audit append holds the tenant's chain lock until commit, so it is held as briefly as possible
-    await append_audit(conn, row["tenant_id"], actor, "booking.created" if previous is None else "booking.transition",
-                       "booking", row["id"], details={"from": previous, "to": row["status"], "version": row["version"],
-                                                      "source": source, "reason": reason, "trace_id": trace_id})
-    return subj, msg_id, json.dumps(payload), outbox_id
+# A change is ONE statement, its own transaction when the caller has none: the booking row, its transition
+# row, its outbox row and its audit entry, written only together (the change selects FROM the locked chain
+# head, the others FROM the change). No client round trip happens while the tenant's chain is locked.
+# `{change}` is an INSERT or UPDATE of bookings whose parameters start at $7; $1-$6 are the transition's from
+# state, source and reason, and the event's subject, msg id and payload, known before the statement since
+# the caller chose the id, version and time. The audit's parameters follow the change's.
+_CHANGE = """
+WITH {head},
+b AS ({change} RETURNING {cols}),
+t AS (INSERT INTO booking_transitions (booking_id, version, from_state, to_state, source, reason, ts)
+      SELECT id, version, $1::text, status, $2::text, $3::text, updated_at FROM b),
+o AS (INSERT INTO outbox (subject, msg_id, payload) SELECT $4::text, $5::text, $6::jsonb FROM b RETURNING id),
+{append}
+SELECT EXISTS (SELECT 1 FROM audit_head) AS has_head, b.*, (SELECT id FROM o) AS outbox_id
+FROM (SELECT 1) AS one LEFT JOIN b ON true
+"""
+_CREATE = """
+    INSERT INTO bookings (id, tenant_id, user_id, offer_id, provider_id, start_time, end_time, status, version,
+                          price_per_hour, currency, cost_estimate, idempotency_key, request_hash, created_at, updated_at)
+    SELECT $7::uuid, $8::uuid, $9::uuid, $10::uuid, $11::text, $12::timestamptz, $13::timestamptz, 'Draft', 0,
+           $14::numeric, $15::text, $16::numeric, $17::text, $18::text, $19::timestamptz, $19::timestamptz
+    FROM audit_head
+    ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"""
+_CREATE_PARAMS = 19
+_TRANSITION = """
+    UPDATE bookings SET status = $9, version = version + 1, updated_at = $10,
+           pending_since = CASE WHEN $9 = 'PendingProvision' THEN $10 ELSE pending_since END,
+           active_since = CASE WHEN $9 = 'Active' THEN $10 ELSE active_since END,
+           closed_at = CASE WHEN $9 IN ('Completed', 'Failed', 'Cancelled') THEN $10 ELSE closed_at END,
+           last_error = CASE WHEN $9 = 'Failed' THEN $3 ELSE last_error END,
+           external_booking_id = coalesce($11, external_booking_id),
+           cost_actual = coalesce($12, cost_actual)
+    WHERE id = $7 AND version = $8 AND EXISTS (SELECT 1 FROM audit_head)"""
+_TRANSITION_PARAMS = 12
+
+
+def _event(settings: Any, after: dict[str, Any], previous: str | None, source: str,
+           reason: str | None) -> tuple[str, str, dict[str, Any]]:
+    """(subject, Nats-Msg-Id, payload) of the event of a change that leaves the booking as `after`."""
+    subj = subject(settings, "bookings", str(after["tenant_id"]), str(after["id"]))
+    return subj, f"{msg_prefix(settings)}{after['id']}:{after['version']}", event_payload(after, previous, source, reason)
+
+
+async def _change(conn: asyncpg.Connection, change: str, n_params: int, params: list[Any], after: dict[str, Any],
+                  previous: str | None, source: str, reason: str | None, actor: Any,
+                  trace_id: str | None) -> asyncpg.Record | None:
+    """Run a change with its audit entry; None when it changed nothing (version or idempotency key taken)."""
+    entry = new_entry(after["tenant_id"], actor, "booking.created" if previous is None else "booking.transition",
+                      "booking", after["id"], details={"from": previous, "to": after["status"],
+                                                       "version": after["version"], "source": source,
+                                                       "reason": reason, "trace_id": trace_id})
+    head, append, audit_params = append_ctes(entry, n_params + 1, after="b")
+    sql = _CHANGE.format(head=head, change=change, cols=COLS, append=append)
+    row = await conn.fetchrow(sql, *params, *audit_params)
+    if not row["has_head"]:  # the tenant's chain has no head yet: create it, then the same statement again
+        async with conn.transaction():
+            await ensure_chain(conn, after["tenant_id"])
+            row = await conn.fetchrow(sql, *params, *audit_params)
+    return row if row["id"] is not None else None
 
 
 async def create(conn: asyncpg.Connection, settings: Any, *, tenant_id: UUID, user_id: UUID, offer: Any,
                  start: datetime, end: datetime, idempotency_key: str | None, request_hash: str,
                  trace_id: str | None) -> tuple[asyncpg.Record | None, tuple | None]:
     """Insert a Draft booking at the offer's current price (locked). Returns (row, outbox message) or
-    (None, None) when the tenant's Idempotency-Key is already taken (the caller reads that booking)."""
-    require_transaction(conn, "bookings.create")
-    price = offer["price_per_hour"]
-    row = await conn.fetchrow(
-        f"""INSERT INTO bookings (tenant_id, user_id, offer_id, provider_id, start_time, end_time, status, version,
-                                  price_per_hour, currency, cost_estimate, idempotency_key, request_hash)
-            VALUES ($1, $2, $3, $4, $5, $6, 'Draft', 0, $7, $8, $9, $10, $11)
-            ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-            RETURNING {COLS}""",
-        tenant_id, user_id, offer["id"], offer["provider_id"], start, end, price, offer["currency"],
-        rules.cost_estimate(price, start, end), idempotency_key, request_hash)
+    (None, None) when the tenant's Idempotency-Key is already taken (the caller reads that booking).
+    One statement: atomic by itself, or part of the caller's transaction."""
+    price, now = offer["price_per_hour"], now_utc()
+    draft = {"id": uuid4(), "tenant_id": tenant_id, "status": S.draft.value, "version": 0, "updated_at": now}
+    subj, msg_id, payload = _event(settings, draft, None, "api", None)
+    row = await _change(conn, _CREATE, _CREATE_PARAMS, [
+        None, "api", None, subj, msg_id, payload, draft["id"], tenant_id, user_id, offer["id"], offer["provider_id"],
+        start, end, price, offer["currency"], rules.cost_estimate(price, start, end), idempotency_key, request_hash,
+        now], draft, None, "api", None, user_id, trace_id)
     if row is None:
         return None, None
-    msg = await _record(conn, settings, row, None, "api", None, user_id, trace_id)
-    return row, msg
+    return row, (subj, msg_id, json.dumps(payload), row["outbox_id"])
 
 
 async def transition(conn: asyncpg.Connection, settings: Any, row: Any, to: S, *, source: str,
                      reason: str | None = None, actor: Any = None, trace_id: str | None = None,
                      external_id: str | None = None, cost_actual: Any = None) -> tuple[asyncpg.Record, tuple]:
-    """Move `row` (as read, with its version) to `to`. Raises IllegalTransition or VersionConflict."""
-    require_transaction(conn, "bookings.transition")
+    """Move `row` (as read, with its version) to `to`. Raises IllegalTransition or VersionConflict.
+    One statement: atomic by itself, or part of the caller's transaction."""
     previous = row["status"]
     rules.check(previous, to)
     now = now_utc()
-    new = await conn.fetchrow(
-        f"""UPDATE bookings SET status = $3, version = version + 1, updated_at = $4,
-                   pending_since = CASE WHEN $3 = 'PendingProvision' THEN $4 ELSE pending_since END,
-                   active_since = CASE WHEN $3 = 'Active' THEN $4 ELSE active_since END,
-                   closed_at = CASE WHEN $3 IN ('Completed', 'Failed', 'Cancelled') THEN $4 ELSE closed_at END,
-                   last_error = CASE WHEN $3 = 'Failed' THEN $5 ELSE last_error END,
-                   external_booking_id = coalesce($6, external_booking_id),
-                   cost_actual = coalesce($7, cost_actual)
-            WHERE id = $1 AND version = $2 RETURNING {COLS}""",
-        row["id"], row["version"], to.value, now, reason, external_id, cost_actual)
+    after = {"id": row["id"], "tenant_id": row["tenant_id"], "status": to.value, "version": row["version"] + 1,
+             "updated_at": now}
+    subj, msg_id, payload = _event(settings, after, previous, source, reason)
+    new = await _change(conn, _TRANSITION, _TRANSITION_PARAMS, [
+        previous, source, reason, subj, msg_id, payload, row["id"], row["version"], to.value, now, external_id,
+        cost_actual], after, previous, source, reason, actor, trace_id)
     if new is None:
         raise VersionConflict(f"booking {row['id']} changed since version {row['version']}")
-    msg = await _record(conn, settings, new, previous, source, reason, actor, trace_id)
-    return new, msg
+    return new, (subj, msg_id, json.dumps(payload), new["outbox_id"])
 
 
 async def set_external_id(conn: Any, booking_id: UUID, external_id: str) -> None:

@@ -1,8 +1,10 @@
-"""Tenants and users as listed by the admin routes: keyset pages on (created_at, id), oldest first."""
+"""Tenants and users: as listed by the admin routes (keyset pages on (created_at, id), oldest first), and a
+tenant's plan limits as the edge enforces them (the HTTP rate limiter, the stream's connection limit)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Awaitable, Protocol
 from uuid import UUID
 
 import asyncpg
@@ -36,3 +38,30 @@ async def list_users(conn: asyncpg.Connection, tenant_id: UUID, after: Position,
 
 def page_position(row: Any) -> dict[str, Any]:
     return {"t": row["created_at"].isoformat(), "id": str(row["id"])}
+
+
+@dataclass(frozen=True)
+class TenantPlan:
+    """The limits of a live tenant's plan that the edge enforces."""
+    rate_limit_rps: float
+    burst: int
+    ws_limit: int
+
+
+class PlanLookup(Protocol):
+    """How the edge's limiters find a tenant's plan (`tenant_plan` on a pool, or a benchmark's table)."""
+
+    def __call__(self, tenant_id: str) -> Awaitable[TenantPlan | None]: ...
+
+
+async def tenant_plan(db: asyncpg.Pool | asyncpg.Connection, tenant_id: UUID | str) -> TenantPlan | None:
+    """The plan limits of a tenant that exists and is not deleted; None otherwise (a malformed id too)."""
+    try:
+        tid = tenant_id if isinstance(tenant_id, UUID) else UUID(str(tenant_id))
+    except ValueError:
+        return None
+    row = await db.fetchrow("SELECT rate_limit_rps, burst, ws_limit FROM tenants WHERE id = $1 AND deleted_at IS NULL",
+                            tid)
+    if row is None:
+        return None
+    return TenantPlan(float(row["rate_limit_rps"]), int(row["burst"]), int(row["ws_limit"]))
