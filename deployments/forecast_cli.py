@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from typing import Any, Callable
 
 from cluster.settings import Settings
@@ -135,7 +136,9 @@ def register(sub) -> None:
 def refresh_replicas(timeout_s: float = 120.0) -> dict[str, Any]:
     """Make a Forecast replica reload its catalog and model now; returns its status. Synchronous (for
     `gpubroker up`): the app's handles route on the caller's event loop (RAY_SERVE_THROUGHPUT_OPTIMIZED
-    runs the router in no separate loop), so the call runs inside a loop of its own."""
+    runs the router in no separate loop) and keep long-polling Serve's controller on it, so the call runs
+    on a loop of its own that lives as long as this process (a loop closed after the call made Serve log
+    "LongPollClient ... has been disabled" as an ERROR on every `gpubroker up`)."""
     from ray import serve
 
     async def call() -> dict[str, Any]:
@@ -143,7 +146,18 @@ def refresh_replicas(timeout_s: float = 120.0) -> dict[str, Any]:
         await asyncio.wait_for(handle.refresh.remote(), timeout_s)
         return await handle.status.remote()
 
-    return asyncio.run(call())
+    return asyncio.run_coroutine_threadsafe(call(), _handle_loop()).result(timeout_s + 10)
+
+
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _handle_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    if _loop is None:
+        _loop = asyncio.new_event_loop()
+        threading.Thread(target=_loop.run_forever, name="serve-handles", daemon=True).start()
+    return _loop
 
 
 def up_step(settings: Settings, echo: Callable[[str], None]) -> None:

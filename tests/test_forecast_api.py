@@ -218,11 +218,13 @@ async def test_a_running_replica_picks_up_a_new_model_version(http, history, set
               f"ray.init(address={ray.get_runtime_context().gcs_address!r}, log_to_driver=False)\n"
               "assert constants.RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP is False\n"
               "from deployments.forecast_cli import refresh_replicas\n"
-              "print(json.dumps(refresh_replicas()))\n")
+              "print(json.dumps(refresh_replicas()))\n"
+              "import time; time.sleep(2)\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
     proc = await asyncio.to_thread(subprocess.run, [sys.executable, "-c", script], cwd=ROOT, env=env,
                                    capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "has been disabled" not in proc.stderr  # the handles' loop outlives the call
     status = json.loads(proc.stdout.strip().splitlines()[-1])
     assert status["offers"] > 1000 and status["series_with_history"] > 1000
     before = (await http.post("/predict", json=A100_SPOT)).json()
