@@ -71,6 +71,11 @@ async def database(settings):
 
     await migrate(settings)
     yield settings.database_url
+    await drop_database(settings)
+
+
+async def drop_database(settings: Settings) -> None:
+    """Drop `settings`' database (a test session's or a module's own)."""
     conn = await asyncpg.connect(settings.database_url.rsplit("/", 1)[0] + "/postgres")
     try:
         # WITH (FORCE) ends the remaining sessions and drops in one step: a Ray worker or Serve replica still

@@ -16,7 +16,6 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-import asyncpg
 import nats
 import pytest
 import ray
@@ -28,7 +27,7 @@ from cluster.repositories import bookings as repo
 from domain.audit import now_utc
 from domain.bookings import request_fingerprint
 from tests.booking_fixtures import stream_messages, book, booking_hosts, ingest_sandbox, sandbox_offers, tenants, wait_state  # noqa: F401
-from tests.conftest import free_port
+from tests.conftest import drop_database, free_port
 
 UNREACHABLE = "http://127.0.0.1:9"  # webhooks lost on purpose: only status polls can move the booking
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -47,11 +46,7 @@ async def private(settings, database):
                                tenant, f"faults-{uuid.uuid4().hex[:8]}@example.test")
     yield {"settings": s, "pool": pool, "offers": offers, "tenant": tenant, "user": user}
     await pool.close()
-    conn = await asyncpg.connect(settings.database_url.rsplit("/", 1)[0] + "/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{s.database_name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await drop_database(s)
 
 
 async def _draft(p: dict, offer_ext: str, settings=None):

@@ -16,7 +16,6 @@ import types
 import uuid
 from datetime import timedelta
 
-import asyncpg
 import pytest
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -28,6 +27,7 @@ from cluster.repositories import bookings as repo
 from domain.audit import now_utc
 from domain.bookings import request_fingerprint
 from tests.booking_fixtures import ingest_sandbox, stream_messages
+from tests.conftest import drop_database
 from tests.side_node import SideNode
 from tests.ws_fixtures import make_tenant, price_update, publish, token_for
 
@@ -63,11 +63,7 @@ async def world(settings, database, nats_client):
     yield types.SimpleNamespace(settings=s, pool=pool, offers=offers, tenant=tenant, user=user,
                                 ns=f"two-node-{s.redis_prefix}")
     await pool.close()
-    conn = await asyncpg.connect(settings.database_url.rsplit("/", 1)[0] + "/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{s.database_name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await drop_database(s)
 
 
 async def _draft(w, offer_ext: str):
